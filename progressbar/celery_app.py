@@ -1,0 +1,80 @@
+"""The Celery app, bound to the Flask app, whose tasks always report their end."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery, Task
+from flask import Flask
+
+from .errors import TaskError
+from .publisher import external_publisher
+from .reporter import Progress
+
+log = logging.getLogger(__name__)
+
+
+def error_message(exc: BaseException) -> str:
+    """A short message for the task's owner; never a traceback."""
+    if isinstance(exc, TaskError) and str(exc):
+        return str(exc).splitlines()[0][:200]
+    return f"The task failed unexpectedly ({type(exc).__name__})."
+
+
+def celery_init_app(app: Flask) -> Celery:
+    """Create the Celery app from the Flask config; tasks run in an app context."""
+
+    class ProgressTask(Task):
+        """Runs the task with a Progress reporter and pushes its terminal state."""
+
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            with app.app_context():
+                if self.request.id is None:  # called directly, not as a Celery task
+                    return self.run(*args, **kwargs)
+                progress = self._progress()
+                self.request.progress = progress
+                progress.start()
+                try:
+                    result = self.run(*args, **kwargs)
+                except BaseException as exc:
+                    progress.finish("failed", error=error_message(exc))
+                    raise
+                progress.finish("succeeded", result=result)
+                return result
+
+        def _progress(self) -> Progress:
+            publisher = external_publisher(app)
+            queued = publisher.store.get(self.request.id) or {}
+            return Progress(
+                self.request.id,
+                queued.get("kind", self.name),
+                publisher,
+                created_at=queued.get("created_at"),
+                interval=app.config["PROGRESS_INTERVAL"],
+            )
+
+    celery_app = Celery(app.name, task_cls=ProgressTask)
+    url = app.config["REDIS_URL"]
+    celery_app.conf.update(
+        broker_url=url,
+        result_backend=url,
+        task_ignore_result=True,  # results travel in the snapshot
+        worker_concurrency=app.config["WORKER_CONCURRENCY"],
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=2,
+        broker_transport_options={"socket_connect_timeout": 1, "socket_timeout": 5},
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
+    )
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+    return celery_app
+
+
+def progress(task: Task, total: float | None = None, message: str | None = None) -> Progress:
+    """The reporter of the running task, for `with progress(self, total=n) as p:`."""
+    reporter: Progress = task.request.progress
+    if total is not None or message is not None:
+        reporter.update(reporter.current, total=total, message=message)
+    return reporter

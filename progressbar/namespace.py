@@ -1,0 +1,123 @@
+"""The Socket.IO /progress namespace: validate, authorize, act, acknowledge."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import current_app
+from flask_socketio import Namespace, join_room, leave_room
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
+
+from . import kinds
+from .errors import ProtocolError, not_found
+from .identity import current_identity
+from .reporter import queued_snapshot
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+Answer = dict[str, Any]
+
+MAX_TASK_ID = 64
+
+
+def answered(handler: Callable[[Any, Any], Answer]) -> Callable[..., Answer]:
+    """Turn a handler's return or error into the event's acknowledgement."""
+
+    @functools.wraps(handler)
+    def wrapper(self: ProgressNamespace, *args: Any) -> Answer:
+        try:
+            if len(args) > 1:
+                raise ProtocolError("invalid", "send one payload object")
+            return {"ok": True, **handler(self, args[0] if args else None)}
+        except ProtocolError as exc:
+            return exc.answer()
+        except (RedisError, OperationalError, OSError):
+            log.warning("%s: backend unreachable", handler.__name__, exc_info=True)
+            return ProtocolError("unavailable", "the task service is unreachable, try again").answer()
+        except Exception:
+            log.exception("%s failed", handler.__name__)
+            return ProtocolError("internal", "unexpected server error").answer()
+
+    return wrapper
+
+
+def fields(payload: Any, allowed: set[str]) -> dict[str, Any]:
+    """The payload as a dict with no field outside `allowed`."""
+    if payload is None:
+        payload = {}
+    if not isinstance(payload, dict):
+        raise ProtocolError("invalid", "payload must be an object")
+    for name in payload:
+        if name not in allowed:
+            raise ProtocolError("invalid", f"unknown field {str(name)[:40]!r}")
+    return payload
+
+
+def task_id_of(payload: Any) -> str:
+    task_id = fields(payload, {"task_id"}).get("task_id")
+    if not isinstance(task_id, str) or not 0 < len(task_id) <= MAX_TASK_ID:
+        raise ProtocolError("invalid", "task_id must be a non-empty string")
+    return task_id
+
+
+class ProgressNamespace(Namespace):
+    """Start and follow tasks; every event is answered through its ack."""
+
+    @property
+    def store(self) -> Store:
+        return current_app.extensions["progress_store"]
+
+    def trigger_event(self, event: str, *args: Any) -> Any:
+        if event in ("connect", "disconnect") or hasattr(self, f"on_{event}"):
+            return super().trigger_event(event, *args)
+        return ProtocolError("invalid", f"unknown event {event[:40]!r}").answer()
+
+    def on_connect(self, auth: Any = None) -> None:
+        current_identity()
+
+    @answered
+    def on_start(self, payload: Any) -> Answer:
+        payload = fields(payload, {"kind", "params"})
+        kind, params = kinds.resolve(payload.get("kind"), payload.get("params"))
+        owner = current_identity()
+        task_id = secrets.token_urlsafe(18)
+        snapshot = self.store.create(task_id, owner, queued_snapshot(task_id, kind.name, time.time()))
+        join_room(task_id)
+        try:
+            current_app.extensions["celery"].send_task(kind.task, kwargs=params, task_id=task_id)
+        except Exception:
+            leave_room(task_id)
+            self.store.discard(task_id, owner)
+            raise
+        return {"task": snapshot}
+
+    @answered
+    def on_subscribe(self, payload: Any) -> Answer:
+        task_id = task_id_of(payload)
+        # Join before reading: any push after this read reaches us too.
+        join_room(task_id)
+        snapshot = self.store.get_owned(task_id, current_identity())
+        if snapshot is None:
+            leave_room(task_id)
+            raise not_found()
+        return {"task": snapshot}
+
+    @answered
+    def on_unsubscribe(self, payload: Any) -> Answer:
+        task_id = task_id_of(payload)
+        if self.store.get_owned(task_id, current_identity()) is None:
+            raise not_found()
+        leave_room(task_id)
+        return {}
+
+    @answered
+    def on_list(self, payload: Any) -> Answer:
+        fields(payload, set())
+        return {"tasks": self.store.list(current_identity())}

@@ -1,0 +1,262 @@
+"""The task author's API: update or iterate; coalesced pushes, rate and ETA."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+# Receives a snapshot without seq; returns it with seq, or None when refused.
+Publish = Callable[[str, dict[str, Any]], "dict[str, Any] | None"]
+
+log = logging.getLogger(__name__)
+
+
+class EMA:
+    """Exponential moving average, debiased for its first samples (as tqdm's)."""
+
+    def __init__(self, smoothing: float = 0.3) -> None:
+        self.alpha = smoothing
+        self.value = 0.0
+        self.calls = 0
+
+    def add(self, x: float) -> None:
+        self.value = self.alpha * x + (1 - self.alpha) * self.value
+        self.calls += 1
+
+    def get(self) -> float:
+        if not self.calls:
+            return 0.0
+        return self.value / (1 - (1 - self.alpha) ** self.calls)
+
+
+class Progress:
+    """Reports one task's progress.
+
+    `update()` is cheap: it records the values and pushes at most once per
+    `interval` seconds. The first state and the terminal state are always
+    pushed; a state held back by coalescing is pushed by a background flusher
+    within one interval (`autoflush`), or by the next update.
+    """
+
+    def __init__(
+        self,
+        task_id: str,
+        kind: str,
+        publish: Publish,
+        *,
+        total: float | None = None,
+        interval: float = 0.1,
+        smoothing: float = 0.3,
+        eta_min_samples: int = 2,
+        eta_min_elapsed: float = 1.0,
+        created_at: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        autoflush: bool = True,
+    ) -> None:
+        self.task_id = task_id
+        self.kind = kind
+        self.current: float = 0
+        self.total = total
+        self.message = ""
+        self.state = "running"
+        self.interval = interval
+        self._publish = publish
+        self._clock = clock
+        self._wall = wall_clock
+        self._started = clock()
+        self.created_at = created_at if created_at is not None else wall_clock()
+        self._eta_min_samples = eta_min_samples
+        self._eta_min_elapsed = eta_min_elapsed
+        self._ema_dn = EMA(smoothing)
+        self._ema_dt = EMA(smoothing)
+        self._sample_n: float = 0
+        self._sample_t = self._started
+        # -inf: the first update is always pushed.
+        self._last_push = float("-inf")
+        self._dirty = False
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self._autoflush = autoflush
+        self.last_snapshot: dict[str, Any] | None = None
+
+    # -- the task author's calls ------------------------------------------
+
+    def update(
+        self, current: float, total: float | None = None, message: str | None = None
+    ) -> None:
+        """Set the progress; pushed now unless one was pushed < interval ago."""
+        self.current = current
+        if total is not None:
+            self.total = total
+        if message is not None:
+            self.message = message
+        if self._clock() - self._last_push >= self.interval:
+            self.flush()
+        else:
+            self._dirty = True
+
+    def advance(self, n: float = 1, message: str | None = None) -> None:
+        """Add `n` to the current progress."""
+        self.update(self.current + n, message=message)
+
+    def iter(self, iterable: Iterable[T], total: float | None = None) -> Iterator[T]:
+        """Yield from `iterable`, counting each item once it has been handled."""
+        if total is None and hasattr(iterable, "__len__"):
+            total = len(iterable)  # type: ignore[arg-type]
+        if total is not None:
+            self.total = total
+        self.flush()
+        clock = self._clock
+        interval = self.interval
+        n = self.current
+        for item in iterable:
+            yield item
+            n += 1
+            self.current = n
+            # Inlined update(): this loop is the hot path of most tasks.
+            if clock() - self._last_push >= interval:
+                self.flush()
+            else:
+                self._dirty = True
+
+    def __enter__(self) -> Progress:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        # The terminal state carries the task's result, which only the task
+        # runner knows; here the latest state is made visible.
+        if self._dirty:
+            self.flush()
+
+    # -- lifecycle --------------------------------------------------------
+
+    def start(self) -> None:
+        """Push the first (running) state and start the background flusher."""
+        if self.last_snapshot is None:
+            self.flush()
+        if self._autoflush and self._flusher is None:
+            self._flusher = threading.Thread(
+                target=self._flush_loop, name=f"progress-{self.task_id}", daemon=True
+            )
+            self._flusher.start()
+
+    def finish(
+        self, state: str, result: Any = None, error: str | None = None
+    ) -> dict[str, Any] | None:
+        """Push the terminal state; nothing is pushed after it."""
+        self._stop.set()
+        with self._lock:
+            if self.state != "running":
+                return self.last_snapshot
+            self.state = state
+            extra: dict[str, Any] = {}
+            if state == "succeeded":
+                extra["result"] = result
+            elif error is not None:
+                extra["error"] = error
+            return self._push(self._clock(), extra)
+
+    def flush(self) -> None:
+        """Push the current state now."""
+        with self._lock:
+            if self.state == "running":
+                self._push(self._clock(), {})
+
+    # -- internals --------------------------------------------------------
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            if self._dirty and self._clock() - self._last_push >= self.interval:
+                self.flush()
+
+    def _push(self, now: float, extra: dict[str, Any]) -> dict[str, Any] | None:
+        self._dirty = False
+        self._last_push = now
+        snapshot = self.snapshot(now)
+        snapshot.update(extra)
+        try:
+            published = self._publish(self.task_id, snapshot)
+        except Exception:  # a push must never break the task itself
+            log.warning("progress push failed for task %s", self.task_id, exc_info=True)
+            self._dirty = True
+            return None
+        if published is not None:
+            self.last_snapshot = published
+        return published
+
+    def _sample_rate(self, now: float) -> None:
+        dn = self.current - self._sample_n
+        dt = now - self._sample_t
+        if dn and dt > 0:
+            self._ema_dn.add(dn)
+            self._ema_dt.add(dt)
+            self._sample_n = self.current
+            self._sample_t = now
+
+    def rate(self) -> float | None:
+        """Smoothed units per second, or None before the first sample."""
+        dt = self._ema_dt.get()
+        return self._ema_dn.get() / dt if dt > 0 else None
+
+    def eta(self, now: float) -> float | None:
+        """Seconds left, once there is a total and enough samples to mean something."""
+        rate = self.rate()
+        if (
+            self.total is None
+            or not rate
+            or rate < 0
+            or self._ema_dt.calls < self._eta_min_samples
+            or now - self._started < self._eta_min_elapsed
+        ):
+            return None
+        return max(0.0, (self.total - self.current) / rate)
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        """The SNAPSHOT of this task as of `now`, without seq."""
+        self._sample_rate(now)
+        total = self.total
+        percent = None
+        if total:
+            percent = round(min(100.0, max(0.0, self.current * 100.0 / total)), 2)
+        rate = self.rate()
+        eta = self.eta(now) if self.state == "running" else None
+        return {
+            "task_id": self.task_id,
+            "kind": self.kind,
+            "state": self.state,
+            "current": self.current,
+            "total": total,
+            "percent": percent,
+            "message": self.message,
+            "rate": None if rate is None else round(rate, 4),
+            "eta": None if eta is None else round(eta, 2),
+            "elapsed": round(now - self._started, 3),
+            "created_at": self.created_at,
+            "updated_at": round(self._wall(), 3),
+        }
+
+
+def queued_snapshot(task_id: str, kind: str, now: float) -> dict[str, Any]:
+    """The SNAPSHOT of a task accepted but not yet picked up by a worker."""
+    return {
+        "task_id": task_id,
+        "kind": kind,
+        "state": "queued",
+        "current": 0,
+        "total": None,
+        "percent": None,
+        "message": "Waiting for a worker",
+        "rate": None,
+        "eta": None,
+        "elapsed": 0,
+        "created_at": round(now, 3),
+        "updated_at": round(now, 3),
+    }

@@ -1,0 +1,36 @@
+"""The demo tasks: thin Celery wrappers that report the work in `demos`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from celery import Task, shared_task
+
+from . import demos
+from .celery_app import progress
+from .errors import TaskError
+
+
+@shared_task(bind=True, name="progressbar.simulate")
+def simulate(
+    self: Task, duration: float = 30, fail_at: int | None = None, seed: int | None = None
+) -> dict[str, Any]:
+    """The tutorial's task: random steps to 100, sleeping in proportion."""
+    started = time.monotonic()
+    steps = 0
+    with progress(self, total=100, message="Starting") as p:
+        for value, pause in demos.simulate_steps(duration, seed):
+            time.sleep(pause)
+            if fail_at is not None and value >= fail_at:
+                raise TaskError(f"Simulated failure at {value}% (fail_at={fail_at})")
+            steps += 1
+            p.update(value, message=f"Step {steps}: {value}%")
+    return {"steps": steps, "seconds": round(time.monotonic() - started, 2)}
+
+
+@shared_task(bind=True, name="progressbar.primes")
+def primes(self: Task, limit: int = 10**6) -> int:
+    """Real CPU work: the number of primes below `limit`."""
+    with progress(self, total=limit, message=f"Sieving below {limit:,}") as p:
+        return demos.count_primes(limit, report=p.update)
