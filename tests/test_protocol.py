@@ -1,0 +1,242 @@
+"""The /progress protocol, event by event, against the live web process and worker."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+import time
+
+import pytest
+
+from tests.stack import TERMINAL, ProgressClient, free_port, start_web
+
+SNAPSHOT_FIELDS = {
+    "task_id", "kind", "state", "current", "total", "percent", "message", "rate", "eta",
+    "elapsed", "seq", "created_at", "updated_at",
+}
+
+
+def error_code(answer: dict) -> str:
+    assert answer["ok"] is False, answer
+    assert set(answer["error"]) == {"code", "message"}
+    assert answer["error"]["message"]
+    return answer["error"]["code"]
+
+
+def test_start_answers_queued_and_pushes_until_succeeded(connect, cookie) -> None:
+    client = connect(cookie)
+    task = client.start("simulate", duration=1, seed=3)
+    assert set(task) == SNAPSHOT_FIELDS
+    assert task["state"] == "queued" and task["kind"] == "simulate" and task["seq"] == 1
+    assert len(task["task_id"]) >= 22  # unguessable
+
+    final = client.wait_terminal(task["task_id"], timeout=15)
+    assert final["state"] == "succeeded"
+    assert final["percent"] == 100.0 and final["current"] == 100 and final["total"] == 100
+    assert final["result"]["steps"] >= 10
+    assert final["eta"] is None
+    assert 0.8 < final["elapsed"] < 5
+    assert set(final) - {"_received"} == SNAPSHOT_FIELDS | {"result"}
+
+    pushes = client.pushes_for(task["task_id"])
+    states = [p["state"] for p in pushes]
+    assert states[0] == "running" and states[-1] == "succeeded"
+    assert set(states[:-1]) == {"running"}
+    percents = [p["percent"] for p in pushes if p["percent"] is not None]
+    assert percents == sorted(percents) and len(percents) >= 8
+
+
+def test_seq_strictly_increases_across_ack_and_pushes(connect, cookie) -> None:
+    client = connect(cookie)
+    task = client.start("simulate", duration=0.8, seed=5)
+    client.wait_terminal(task["task_id"], timeout=15)
+    seqs = [task["seq"]] + [p["seq"] for p in client.pushes_for(task["task_id"])]
+    assert seqs == sorted(set(seqs)), seqs
+    assert seqs == list(range(1, len(seqs) + 1))  # nothing lost between worker and client
+    # Coalescing: pushes at most ~10/s by default (0.8 s run, plus first and last)
+    times = [p["updated_at"] for p in client.pushes_for(task["task_id"])]
+    gaps = [b - a for a, b in zip(times, times[1:-1], strict=False)]
+    assert min(gaps) >= 0.095
+
+
+def test_late_subscriber_gets_the_current_state_then_pushes(connect, cookie) -> None:
+    first = connect(cookie)
+    task = first.start("simulate", duration=3, seed=11)
+    seen = first.wait_for(task["task_id"], lambda s: (s["percent"] or 0) >= 20, timeout=10)
+
+    late = connect(cookie)  # e.g. a second tab of the same person
+    answer = late.call("subscribe", {"task_id": task["task_id"]})
+    assert answer["ok"], answer
+    assert answer["task"]["state"] == "running"
+    assert answer["task"]["seq"] >= seen["seq"]
+    assert answer["task"]["percent"] >= seen["percent"]
+    final = late.wait_terminal(task["task_id"], timeout=15)
+    assert final["state"] == "succeeded" and final["seq"] > answer["task"]["seq"]
+
+    after = connect(cookie).call("subscribe", {"task_id": task["task_id"]})
+    assert after["task"]["state"] == "succeeded"
+    assert after["task"]["seq"] == final["seq"]
+    assert after["task"]["result"] == final["result"]
+
+
+def test_unsubscribe_stops_pushes(connect, cookie) -> None:
+    watcher = connect(cookie)
+    task = watcher.start("simulate", duration=2, seed=1)
+    watcher.wait_for(task["task_id"], lambda s: s["state"] == "running", timeout=10)
+    assert watcher.call("unsubscribe", {"task_id": task["task_id"]}) == {"ok": True}
+    count = len(watcher.pushes_for(task["task_id"]))
+
+    other = connect(cookie)
+    other.call("subscribe", {"task_id": task["task_id"]})
+    other.wait_terminal(task["task_id"], timeout=15)
+    time.sleep(0.2)  # let any stray push to the first client arrive
+    assert len(watcher.pushes_for(task["task_id"])) == count
+
+
+def test_list_is_this_identitys_tasks_newest_first(connect, cookie) -> None:
+    client = connect(cookie)
+    assert client.call("list") == {"ok": True, "tasks": []}
+    ids = [client.start("primes", limit=1000)["task_id"] for _ in range(3)]
+    for task_id in ids:
+        client.wait_terminal(task_id)
+    answer = client.call("list", {})
+    assert answer["ok"]
+    assert [t["task_id"] for t in answer["tasks"]] == ids[::-1]
+    assert all(t["state"] == "succeeded" and t["result"] == 168 for t in answer["tasks"])
+
+
+def test_two_identities_never_see_each_others_tasks(connect, web) -> None:
+    from tests.stack import identity_cookie
+
+    alice = connect(identity_cookie(web))
+    bob = connect(identity_cookie(web))
+    task = alice.start("simulate", duration=1.5, seed=2)
+    task_id = task["task_id"]
+
+    assert bob.call("list")["tasks"] == []
+    for event in ("subscribe", "unsubscribe"):
+        assert error_code(bob.call(event, {"task_id": task_id})) == "not_found"
+        # exactly the answer for an id that does not exist
+        assert bob.call(event, {"task_id": task_id}) == bob.call(
+            event, {"task_id": secrets.token_urlsafe(18)})
+
+    alice.wait_terminal(task_id, timeout=15)
+    assert bob.pushes_for(task_id) == []
+    assert [t["task_id"] for t in alice.call("list")["tasks"]] == [task_id]
+
+
+def test_a_connection_without_cookie_has_an_identity_of_its_own(connect) -> None:
+    loner = connect(None)
+    task = loner.start("primes", limit=100)
+    assert loner.wait_terminal(task["task_id"])["result"] == 25
+    assert [t["task_id"] for t in loner.call("list")["tasks"]] == [task["task_id"]]
+    stranger = connect(None)
+    assert stranger.call("list")["tasks"] == []
+    assert error_code(stranger.call("subscribe", {"task_id": task["task_id"]})) == "not_found"
+
+
+def test_two_concurrent_tasks_each_get_their_own_bar(connect, cookie) -> None:
+    client = connect(cookie)
+    a = client.start("simulate", duration=2, seed=1)
+    b = client.start("simulate", duration=2, seed=2)
+    final_a = client.wait_terminal(a["task_id"], timeout=15)
+    final_b = client.wait_terminal(b["task_id"], timeout=15)
+    assert final_a["state"] == final_b["state"] == "succeeded"
+    # They ran at the same time: each was running before the other finished.
+    first_b = client.pushes_for(b["task_id"])[0]
+    first_a = client.pushes_for(a["task_id"])[0]
+    assert first_b["_received"] < final_a["_received"]
+    assert first_a["_received"] < final_b["_received"]
+    for task in (a, b):
+        seqs = [p["seq"] for p in client.pushes_for(task["task_id"])]
+        assert seqs == sorted(set(seqs))
+
+
+def test_eight_simulations_run_at_once_by_default(connect, cookie) -> None:
+    client = connect(cookie)
+    ids = [client.start("simulate", duration=2, seed=i)["task_id"] for i in range(8)]
+    finals = [client.wait_terminal(task_id, timeout=30) for task_id in ids]
+    assert all(f["state"] == "succeeded" for f in finals)
+    last_start = max(client.pushes_for(t)[0]["_received"] for t in ids)
+    first_end = min(f["_received"] for f in finals)
+    assert last_start < first_end, "some task waited for another to finish"
+
+
+def test_fail_at_ends_in_failed_with_a_short_message(connect, cookie) -> None:
+    client = connect(cookie)
+    task = client.start("simulate", duration=1, fail_at=40, seed=4)
+    final = client.wait_terminal(task["task_id"], timeout=15)
+    assert final["state"] == "failed"
+    assert final["error"].startswith("Simulated failure at ")
+    assert "Traceback" not in final["error"] and "\n" not in final["error"]
+    assert final["percent"] < 40 <= int(final["error"].split()[3].rstrip("%"))
+    assert "result" not in final
+
+
+def test_primes_counts_below_a_million(connect, cookie) -> None:
+    client = connect(cookie)
+    task = client.start("primes", limit=10**6)
+    final = client.wait_terminal(task["task_id"], timeout=30)
+    assert final["state"] == "succeeded"
+    assert final["result"] == 78498
+    assert final["current"] == final["total"] == 10**6
+
+
+@pytest.mark.parametrize(
+    ("event", "payload", "code"),
+    [
+        ("start", None, "invalid"),
+        ("start", "simulate", "invalid"),
+        ("start", {"kind": "simulate", "extra": 1}, "invalid"),
+        ("start", {"kind": "teleport"}, "unknown_kind"),
+        ("start", {"kind": "simulate", "params": {"duration": -1}}, "invalid"),
+        ("start", {"kind": "simulate", "params": {"fail_at": "x"}}, "invalid"),
+        ("start", {"kind": "primes", "params": {"limit": 10**12}}, "invalid"),
+        ("subscribe", {}, "invalid"),
+        ("subscribe", {"task_id": 5}, "invalid"),
+        ("subscribe", {"task_id": "x" * 500}, "invalid"),
+        ("subscribe", {"task_id": "does-not-exist"}, "not_found"),
+        ("unsubscribe", [], "invalid"),
+        ("unsubscribe", {"task_id": "does-not-exist"}, "not_found"),
+        ("list", {"all": True}, "invalid"),
+        ("list", 7, "invalid"),
+        ("teleport", {}, "invalid"),
+    ],
+)
+def test_bad_requests_get_a_structured_error_and_change_nothing(
+    connect, cookie, event, payload, code
+) -> None:
+    client = connect(cookie)
+    assert error_code(client.call(event, payload)) == code
+    assert client.call("list")["tasks"] == []
+
+
+def test_invalid_params_name_the_field(connect, cookie) -> None:
+    answer = connect(cookie).call("start", {"kind": "simulate", "params": {"duration": 0}})
+    assert "params.duration" in answer["error"]["message"]
+
+
+def test_start_when_redis_is_unreachable_is_unavailable_fast(stack_env, logs_dir) -> None:
+    dead = free_port()  # nothing listens here
+    port = free_port()
+    env = {**stack_env, "REDIS_URL": f"redis://127.0.0.1:{dead}/0"}
+    web = start_web([sys.executable, "app.py"], env, port, logs_dir, "web-no-redis")
+    try:
+        client = ProgressClient(f"http://127.0.0.1:{port}")
+        try:
+            started = time.monotonic()
+            answer = client.call("start", {"kind": "simulate"}, timeout=10)
+            assert error_code(answer) == "unavailable"
+            assert time.monotonic() - started < 2
+            assert error_code(client.call("list")) == "unavailable"
+        finally:
+            client.close()
+    finally:
+        web.stop()
+
+
+def test_states_are_from_the_documented_set(connect, cookie) -> None:
+    client = connect(cookie)
+    task = client.start("primes", limit=50_000)
+    client.wait_terminal(task["task_id"])
+    assert {p["state"] for p in client.pushes_for(task["task_id"])} <= {"running"} | TERMINAL

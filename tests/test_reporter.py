@@ -1,0 +1,231 @@
+"""The reporter's coalescing, rate and ETA, on an injected clock: no sleeping."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from progressbar.reporter import EMA, Progress, queued_snapshot
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def tick(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Sink:
+    """Stands in for Redis + the queue: numbers each snapshot like the store does."""
+
+    def __init__(self) -> None:
+        self.pushed: list[dict[str, Any]] = []
+
+    def __call__(self, task_id: str, snapshot: dict[str, Any]) -> dict[str, Any]:
+        snapshot = {**snapshot, "seq": len(self.pushed) + 2}
+        self.pushed.append(snapshot)
+        return snapshot
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def sink() -> Sink:
+    return Sink()
+
+
+def reporter(clock: Clock, sink: Sink, **kwargs: Any) -> Progress:
+    return Progress("t1", "simulate", sink, clock=clock, wall_clock=clock, autoflush=False, **kwargs)
+
+
+def test_first_update_is_pushed_at_once(clock: Clock, sink: Sink) -> None:
+    p = reporter(clock, sink, total=10)
+    p.update(1)
+    assert [s["current"] for s in sink.pushed] == [1]
+    assert sink.pushed[0]["state"] == "running"
+    assert sink.pushed[0]["percent"] == 10.0
+
+
+def test_updates_within_the_interval_are_coalesced(clock: Clock, sink: Sink) -> None:
+    p = reporter(clock, sink, total=1000, interval=0.1)
+    for i in range(1, 1001):
+        p.update(i)
+        clock.tick(0.001)  # 1 ms per update: one push per 100 updates
+    assert 10 <= len(sink.pushed) <= 11
+    times = [s["updated_at"] for s in sink.pushed]
+    assert all(b - a >= 0.1 - 1e-9 for a, b in zip(times, times[1:], strict=False))
+
+
+def test_final_state_is_never_dropped(clock: Clock, sink: Sink) -> None:
+    p = reporter(clock, sink, total=3)
+    p.update(1)
+    p.update(2)  # coalesced
+    p.update(3)  # coalesced
+    assert sink.pushed[-1]["current"] == 1
+    p.finish("succeeded", result={"answer": 42})
+    last = sink.pushed[-1]
+    assert (last["state"], last["current"], last["percent"], last["result"]) == (
+        "succeeded", 3, 100.0, {"answer": 42})
+
+
+def test_context_exit_flushes_the_pending_state(clock: Clock, sink: Sink) -> None:
+    with reporter(clock, sink, total=2) as p:
+        p.update(1)
+        p.update(2)
+    assert sink.pushed[-1]["current"] == 2
+    assert sink.pushed[-1]["state"] == "running"
+
+
+def test_nothing_is_pushed_after_the_terminal_state(clock: Clock, sink: Sink) -> None:
+    p = reporter(clock, sink, total=2)
+    p.finish("failed", error="boom")
+    clock.tick(5)
+    p.update(2)
+    p.flush()
+    p.finish("succeeded", result=1)
+    assert [s["state"] for s in sink.pushed] == ["failed"]
+    assert sink.pushed[0]["error"] == "boom"
+    assert "result" not in sink.pushed[0]
+
+
+def test_iter_counts_items_and_takes_total_from_len(clock: Clock, sink: Sink) -> None:
+    p = reporter(clock, sink)
+    seen = []
+    for item in p.iter(["a", "b", "c"]):
+        seen.append(item)
+        clock.tick(1)
+    p.flush()
+    assert seen == ["a", "b", "c"]
+    assert sink.pushed[0]["current"] == 0 and sink.pushed[0]["total"] == 3
+    assert sink.pushed[-1]["current"] == 3 and sink.pushed[-1]["percent"] == 100.0
+
+
+def test_iter_of_a_generator_has_no_total(clock: Clock, sink: Sink) -> None:
+    p = reporter(clock, sink)
+    for _ in p.iter(x for x in range(5)):
+        clock.tick(1)
+    assert sink.pushed[-1]["total"] is None
+    assert sink.pushed[-1]["percent"] is None
+    assert sink.pushed[-1]["eta"] is None
+
+
+def test_rate_is_steady_for_a_steady_task(clock: Clock, sink: Sink) -> None:
+    p = reporter(clock, sink, total=100)
+    for i in range(1, 21):
+        clock.tick(0.5)
+        p.update(i * 2)  # 2 units every 0.5 s
+    assert sink.pushed[-1]["rate"] == pytest.approx(4.0)
+    # 60 units left at 4 units/s
+    assert sink.pushed[-1]["eta"] == pytest.approx(15.0)
+
+
+def test_rate_follows_a_change_of_speed_smoothly(clock: Clock, sink: Sink) -> None:
+    p = reporter(clock, sink, total=10_000)
+    n = 0
+    for _ in range(20):
+        clock.tick(1)
+        n += 10
+        p.update(n)
+    assert sink.pushed[-1]["rate"] == pytest.approx(10.0)
+    rates = []
+    for _ in range(20):
+        clock.tick(1)
+        n += 100
+        p.update(n)
+        rates.append(sink.pushed[-1]["rate"])
+    # Moves towards 100/s without overshooting, not in one jump.
+    assert 10 < rates[0] < 100
+    assert rates == sorted(rates)
+    assert rates[-1] == pytest.approx(100, rel=0.01)
+
+
+def test_no_eta_until_it_means_something(clock: Clock, sink: Sink) -> None:
+    p = reporter(clock, sink, total=100)
+    p.update(0)
+    assert sink.pushed[-1]["eta"] is None  # no sample yet
+    clock.tick(0.2)
+    p.update(10)
+    assert sink.pushed[-1]["rate"] == pytest.approx(50)
+    assert sink.pushed[-1]["eta"] is None  # one sample, 0.2 s in
+    clock.tick(0.2)
+    p.update(20)
+    assert sink.pushed[-1]["eta"] is None  # two samples, still under a second
+    clock.tick(0.7)
+    p.update(55)
+    assert sink.pushed[-1]["eta"] == pytest.approx(45 / sink.pushed[-1]["rate"], abs=0.01)
+
+
+def test_no_eta_without_total_or_after_the_end(clock: Clock, sink: Sink) -> None:
+    p = reporter(clock, sink)
+    p.update(0)
+    for i in range(1, 10):
+        clock.tick(1)
+        p.update(i)
+    assert sink.pushed[-1]["rate"] == pytest.approx(1.0)
+    assert sink.pushed[-1]["eta"] is None
+    clock.tick(1)
+    p.update(10, total=20)
+    clock.tick(1)
+    p.update(11)
+    assert sink.pushed[-1]["eta"] == pytest.approx(9.0)
+    p.finish("succeeded", result=None)
+    assert sink.pushed[-1]["eta"] is None
+
+
+def test_elapsed_and_message(clock: Clock, sink: Sink) -> None:
+    p = reporter(clock, sink, total=10)
+    p.update(1, message="first")
+    clock.tick(2.5)
+    p.update(2)
+    assert sink.pushed[-1]["elapsed"] == 2.5
+    assert sink.pushed[-1]["message"] == "first"  # kept until changed
+
+
+def test_percent_is_clamped(clock: Clock, sink: Sink) -> None:
+    p = reporter(clock, sink, total=10)
+    p.update(15)
+    assert sink.pushed[-1]["percent"] == 100.0
+    clock.tick(1)
+    p.update(-1)
+    assert sink.pushed[-1]["percent"] == 0.0
+
+
+def test_a_failing_push_does_not_break_the_task(clock: Clock) -> None:
+    calls = []
+
+    def flaky(task_id: str, snapshot: dict[str, Any]) -> dict[str, Any]:
+        calls.append(snapshot["current"])
+        if len(calls) == 1:
+            raise ConnectionError("redis is down")
+        return {**snapshot, "seq": len(calls)}
+
+    p = reporter(clock, flaky, total=10)  # type: ignore[arg-type]
+    p.update(1)  # raises inside, swallowed and kept pending
+    clock.tick(1)
+    p.update(2)
+    assert calls == [1, 2]
+    assert p.last_snapshot is not None and p.last_snapshot["current"] == 2
+
+
+def test_ema_matches_tqdm_debiasing() -> None:
+    ema = EMA(0.3)
+    ema.add(10)
+    assert ema.get() == pytest.approx(10)  # debiased: the first sample is the mean
+    ema.add(20)
+    assert ema.get() == pytest.approx((0.3 * 20 + 0.7 * 3) / (1 - 0.49))
+
+
+def test_queued_snapshot_has_every_field() -> None:
+    snapshot = queued_snapshot("t", "primes", 123.4567)
+    assert set(snapshot) == {
+        "task_id", "kind", "state", "current", "total", "percent", "message", "rate",
+        "eta", "elapsed", "created_at", "updated_at"}
+    assert snapshot["state"] == "queued"
