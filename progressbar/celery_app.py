@@ -48,7 +48,7 @@ def celery_init_app(app: Flask) -> Celery:
             queued = publisher.store.get(self.request.id) or {}
             return Progress(
                 self.request.id,
-                queued.get("kind", self.name),
+                str(queued.get("kind") or self.name),
                 publisher,
                 created_at=queued.get("created_at"),
                 interval=app.config["PROGRESS_INTERVAL"],

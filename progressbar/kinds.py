@@ -49,7 +49,9 @@ class Kind:
         known = {p.name: p for p in self.params}
         for name in params:
             if name not in known:
-                raise ProtocolError("invalid", f"params.{str(name)[:40]} is not a parameter of {self.name}")
+                raise ProtocolError(
+                    "invalid", f"params.{str(name)[:40]} is not a parameter of {self.name}"
+                )
         checked = {}
         for p in self.params:
             value = params.get(p.name)
@@ -70,9 +72,15 @@ KINDS: dict[str, Kind] = {
             "progressbar.simulate",
             "Advances in random steps of 3–10 points, sleeping in proportion.",
             (
-                Param("duration", "Duration (s)", False, 0.1, 3600, 30, "How long the whole run takes"),
-                Param("fail_at", "Fail at (%)", True, 1, 99, None, "Raise once progress passes this"),
-                Param("seed", "Seed", True, -(2**63), 2**63 - 1, None, "Makes the steps repeatable"),
+                Param(
+                    "duration", "Duration (s)", False, 0.1, 3600, 30, "How long the whole run takes"
+                ),
+                Param(
+                    "fail_at", "Fail at (%)", True, 1, 99, None, "Raise once progress passes this"
+                ),
+                Param(
+                    "seed", "Seed", True, -(2**63), 2**63 - 1, None, "Makes the steps repeatable"
+                ),
             ),
         ),
         Kind(

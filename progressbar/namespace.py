@@ -40,7 +40,9 @@ def answered(handler: Callable[[Any, Any], Answer]) -> Callable[..., Answer]:
             return exc.answer()
         except (RedisError, OperationalError, OSError):
             log.warning("%s: backend unreachable", handler.__name__, exc_info=True)
-            return ProtocolError("unavailable", "the task service is unreachable, try again").answer()
+            return ProtocolError(
+                "unavailable", "the task service is unreachable, try again"
+            ).answer()
         except Exception:
             log.exception("%s failed", handler.__name__)
             return ProtocolError("internal", "unexpected server error").answer()
@@ -88,7 +90,9 @@ class ProgressNamespace(Namespace):
         kind, params = kinds.resolve(payload.get("kind"), payload.get("params"))
         owner = current_identity()
         task_id = secrets.token_urlsafe(18)
-        snapshot = self.store.create(task_id, owner, queued_snapshot(task_id, kind.name, time.time()))
+        snapshot = self.store.create(
+            task_id, owner, queued_snapshot(task_id, kind.name, time.time())
+        )
         join_room(task_id)
         try:
             current_app.extensions["celery"].send_task(kind.task, kwargs=params, task_id=task_id)

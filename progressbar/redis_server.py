@@ -42,8 +42,19 @@ def main() -> None:
     url = urlparse(DEFAULT_REDIS_URL)
     data = PROJECT_ROOT / "instance" / "redis"
     data.mkdir(parents=True, exist_ok=True)
-    args = [binary, "--bind", url.hostname or "127.0.0.1", "--port", str(url.port or 6379),
-            "--dir", str(data), "--save", "60 1000", "--appendonly", "no"]
+    args = [
+        binary,
+        "--bind",
+        url.hostname or "127.0.0.1",
+        "--port",
+        str(url.port or 6379),
+        "--dir",
+        str(data),
+        "--save",
+        "60 1000",
+        "--appendonly",
+        "no",
+    ]
     os.execv(binary, args)
 
 

@@ -41,6 +41,7 @@ def connect(url: str, max_connections: int) -> redis.Redis:
         socket_timeout=5,
         health_check_interval=30,
         retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 2),
+        decode_responses=True,
     )
     return redis.Redis(connection_pool=pool)
 
@@ -102,14 +103,14 @@ class Store:
     def get_owned(self, task_id: str, owner: str) -> dict[str, Any] | None:
         """The snapshot if `owner` started this task, else None: as if absent."""
         stored_owner, raw = self.redis.hmget(self._task_key(task_id), ["owner", "snapshot"])
-        if raw is None or stored_owner is None or stored_owner.decode() != owner:
+        if raw is None or stored_owner is None or stored_owner != owner:
             return None
         return json.loads(raw)
 
     def list(self, owner: str) -> list[dict[str, Any]]:
         """The owner's tasks, newest first; expired records are pruned."""
         owner_key = self._owner_key(owner)
-        task_ids = [t.decode() for t in self.redis.zrevrange(owner_key, 0, -1)]
+        task_ids: list[str] = self.redis.zrevrange(owner_key, 0, -1)  # type: ignore[assignment]
         if not task_ids:
             return []
         pipe = self.redis.pipeline()

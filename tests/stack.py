@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -54,7 +53,11 @@ class Process:
         self.log = log
         self._out = open(log, "ab")  # noqa: SIM115  closed in stop()
         self.popen = subprocess.Popen(
-            args, cwd=ROOT, env=env, stdout=self._out, stderr=subprocess.STDOUT,
+            args,
+            cwd=ROOT,
+            env=env,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -93,9 +96,21 @@ def start_redis(logs: Path, port: int | None = None) -> tuple[Process, str]:
     data = logs / f"redis-{port}"
     data.mkdir(exist_ok=True)
     process = Process(
-        [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(data)],
-        dict(os.environ), logs / f"redis-{port}.log",
+        [
+            redis_server_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(data),
+        ],
+        dict(os.environ),
+        logs / f"redis-{port}.log",
     )
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
@@ -106,9 +121,23 @@ def start_redis(logs: Path, port: int | None = None) -> tuple[Process, str]:
 
 def start_worker(env: dict[str, str], logs: Path, name: str, *extra: str) -> Process:
     process = Process(
-        [sys.executable, "-m", "celery", "-A", "celery_worker", "worker", "-l", "info",
-         "-n", f"{name}@%h", "--without-mingle", "--without-gossip", *extra],
-        env, logs / f"{name}.log",
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "celery_worker",
+            "worker",
+            "-l",
+            "info",
+            "-n",
+            f"{name}@%h",
+            "--without-mingle",
+            "--without-gossip",
+            *extra,
+        ],
+        env,
+        logs / f"{name}.log",
     )
     # Ready once it answers a ping over the broker.
     from celery import Celery
@@ -116,8 +145,13 @@ def start_worker(env: dict[str, str], logs: Path, name: str, *extra: str) -> Pro
     probe = Celery(broker=env["REDIS_URL"])
     try:
         wait_until(
-            lambda: process.alive() and probe.control.ping(destination=[f"{name}@{socket.gethostname()}"], timeout=0.5),
-            60, f"worker {name} ready\n{process.tail()}", interval=0.2,
+            lambda: (
+                process.alive()
+                and probe.control.ping(destination=[f"{name}@{socket.gethostname()}"], timeout=0.5)
+            ),
+            60,
+            f"worker {name} ready\n{process.tail()}",
+            interval=0.2,
         )
     finally:
         probe.close()
@@ -129,7 +163,8 @@ def start_web(args: list[str], env: dict[str, str], port: int, logs: Path, name:
     process = Process(args, env, logs / f"{name}.log")
     wait_until(
         lambda: process.alive() and requests.get(f"http://127.0.0.1:{port}/", timeout=1).ok,
-        30, f"web process {name} serving\n{process.tail()}",
+        30,
+        f"web process {name} serving\n{process.tail()}",
     )
     return process
 
@@ -144,14 +179,21 @@ def identity_cookie(base_url: str) -> str:
 class ProgressClient:
     """A real Socket.IO client on /progress that records every `progress` push."""
 
-    def __init__(self, base_url: str, cookie: str | None = None, transport: str = "websocket") -> None:
+    def __init__(
+        self, base_url: str, cookie: str | None = None, transport: str = "websocket"
+    ) -> None:
         self.pushes: list[Snapshot] = []
         self._cond = threading.Condition()
         self.sio = socketio.Client(reconnection=False)
         self.sio.on("progress", self._on_progress, namespace="/progress")
         headers = {"Cookie": cookie} if cookie else {}
-        self.sio.connect(base_url, namespaces=["/progress"], headers=headers,
-                         transports=[transport], wait_timeout=10)
+        self.sio.connect(
+            base_url,
+            namespaces=["/progress"],
+            headers=headers,
+            transports=[transport],
+            wait_timeout=10,
+        )
 
     def _on_progress(self, snapshot: Snapshot) -> None:
         snapshot["_received"] = time.time()
@@ -171,7 +213,9 @@ class ProgressClient:
         with self._cond:
             return [s for s in self.pushes if s["task_id"] == task_id]
 
-    def wait_for(self, task_id: str, check: Callable[[Snapshot], bool], timeout: float = 30) -> Snapshot:
+    def wait_for(
+        self, task_id: str, check: Callable[[Snapshot], bool], timeout: float = 30
+    ) -> Snapshot:
         """The first push for `task_id` that passes `check`."""
         deadline = time.monotonic() + timeout
         with self._cond:

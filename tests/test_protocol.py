@@ -11,8 +11,19 @@ import pytest
 from tests.stack import TERMINAL, ProgressClient, free_port, start_web
 
 SNAPSHOT_FIELDS = {
-    "task_id", "kind", "state", "current", "total", "percent", "message", "rate", "eta",
-    "elapsed", "seq", "created_at", "updated_at",
+    "task_id",
+    "kind",
+    "state",
+    "current",
+    "total",
+    "percent",
+    "message",
+    "rate",
+    "eta",
+    "elapsed",
+    "seq",
+    "created_at",
+    "updated_at",
 }
 
 
@@ -118,7 +129,8 @@ def test_two_identities_never_see_each_others_tasks(connect, web) -> None:
         assert error_code(bob.call(event, {"task_id": task_id})) == "not_found"
         # exactly the answer for an id that does not exist
         assert bob.call(event, {"task_id": task_id}) == bob.call(
-            event, {"task_id": secrets.token_urlsafe(18)})
+            event, {"task_id": secrets.token_urlsafe(18)}
+        )
 
     alice.wait_terminal(task_id, timeout=15)
     assert bob.pushes_for(task_id) == []

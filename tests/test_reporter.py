@@ -43,7 +43,9 @@ def sink() -> Sink:
 
 
 def reporter(clock: Clock, sink: Sink, **kwargs: Any) -> Progress:
-    return Progress("t1", "simulate", sink, clock=clock, wall_clock=clock, autoflush=False, **kwargs)
+    return Progress(
+        "t1", "simulate", sink, clock=clock, wall_clock=clock, autoflush=False, **kwargs
+    )
 
 
 def test_first_update_is_pushed_at_once(clock: Clock, sink: Sink) -> None:
@@ -73,7 +75,11 @@ def test_final_state_is_never_dropped(clock: Clock, sink: Sink) -> None:
     p.finish("succeeded", result={"answer": 42})
     last = sink.pushed[-1]
     assert (last["state"], last["current"], last["percent"], last["result"]) == (
-        "succeeded", 3, 100.0, {"answer": 42})
+        "succeeded",
+        3,
+        100.0,
+        {"answer": 42},
+    )
 
 
 def test_context_exit_flushes_the_pending_state(clock: Clock, sink: Sink) -> None:
@@ -226,6 +232,17 @@ def test_ema_matches_tqdm_debiasing() -> None:
 def test_queued_snapshot_has_every_field() -> None:
     snapshot = queued_snapshot("t", "primes", 123.4567)
     assert set(snapshot) == {
-        "task_id", "kind", "state", "current", "total", "percent", "message", "rate",
-        "eta", "elapsed", "created_at", "updated_at"}
+        "task_id",
+        "kind",
+        "state",
+        "current",
+        "total",
+        "percent",
+        "message",
+        "rate",
+        "eta",
+        "elapsed",
+        "created_at",
+        "updated_at",
+    }
     assert snapshot["state"] == "queued"
