@@ -33,6 +33,11 @@ class Publisher:
         self.emitter.emit("progress", snapshot, namespace=NAMESPACE, to=task_id)
         return snapshot
 
+    def warm_up(self) -> None:
+        """Open the connections now rather than on the first push."""
+        self.store.warm_up()
+        self.emitter.emit("warm-up", None, namespace=NAMESPACE, to="warm-up")
+
 
 def queue_manager(app: Flask, write_only: bool) -> socketio.RedisManager:
     """The Socket.IO message queue on Redis, with a pool sized like our own."""

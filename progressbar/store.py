@@ -55,6 +55,10 @@ class Store:
         self.prefix = prefix
         self._write = client.register_script(_WRITE)
 
+    def warm_up(self) -> None:
+        self.redis.ping()
+        self._write.sha = self.redis.script_load(_WRITE)
+
     def _task_key(self, task_id: str) -> str:
         return f"{self.prefix}:task:{task_id}"
 

@@ -1,0 +1,128 @@
+"""The page in real Chromium: START, a bar that fills, a reload that brings it back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, web: str) -> Iterator[Page]:
+    context = browser.new_context(base_url=web)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto("/")
+    expect(page.locator("#connection-status")).to_have_attribute("data-state", "connected")
+    yield page
+    context.close()
+    assert errors == [], errors
+
+
+def start(page: Page, kind: str, **params: object) -> str:
+    """Fill the kind's form, press Start; the new card's task id."""
+    form = page.locator(f"form.start-form[data-kind='{kind}']")
+    for name, value in params.items():
+        form.locator(f"[name='{name}']").fill(str(value))
+    before = page.locator(".task-card").count()
+    form.get_by_role("button", name="Start").click()
+    expect(page.locator(".task-card")).to_have_count(before + 1)
+    return page.locator(".task-card").first.get_attribute("data-task-id") or ""
+
+
+def card(page: Page, task_id: str):
+    return page.locator(f".task-card[data-task-id='{task_id}']")
+
+
+def bar_value(page: Page, task_id: str) -> float:
+    return float(card(page, task_id).locator("progress").evaluate("p => p.value"))
+
+
+def test_start_and_watch_the_bar_reach_100(page: Page) -> None:
+    task_id = start(page, "simulate", duration=3, seed=8)
+    task = card(page, task_id)
+    expect(task).to_have_attribute("data-state", "running", timeout=5000)
+    # Mid-way: the bar has moved but is not full, and the text says so.
+    page.wait_for_function(
+        """id => { const p = document.querySelector(`.task-card[data-task-id='${id}'] progress`);
+                   return p && p.value > 20 && p.value < 90; }""",
+        arg=task_id,
+        timeout=5000,
+    )
+    progress = task.locator("progress")
+    assert 20 < float(progress.get_attribute("aria-valuenow") or 0) < 90
+    expect(task).to_have_attribute("data-state", "succeeded", timeout=10000)
+    expect(task.locator(".task-percent")).to_have_text("100%")
+    assert bar_value(page, task_id) == 100
+    expect(progress).to_have_attribute("aria-valuenow", "100")
+    expect(task.locator(".task-result")).to_contain_text("steps")
+    # Finished bars stay until dismissed.
+    page.wait_for_timeout(300)
+    expect(task).to_be_visible()
+    task.locator(".task-dismiss").click()
+    expect(task).to_have_count(0)
+
+
+def test_reload_mid_task_brings_the_bar_back_still_moving(page: Page) -> None:
+    task_id = start(page, "simulate", duration=4, seed=3)
+    page.wait_for_function(
+        """id => { const p = document.querySelector(`.task-card[data-task-id='${id}'] progress`);
+                   return p && p.value >= 15; }""",
+        arg=task_id,
+        timeout=5000,
+    )
+    before = bar_value(page, task_id)
+    page.reload()
+    task = card(page, task_id)
+    expect(task).to_have_count(1, timeout=5000)
+    expect(task).to_have_attribute("data-state", "running")
+    assert bar_value(page, task_id) >= before
+    expect(task).to_have_attribute("data-state", "succeeded", timeout=10000)
+    expect(task.locator(".task-percent")).to_have_text("100%")
+
+
+def test_a_failed_task_shows_its_error(page: Page) -> None:
+    task_id = start(page, "simulate", duration=1, fail_at=30, seed=1)
+    task = card(page, task_id)
+    expect(task).to_have_attribute("data-state", "failed", timeout=10000)
+    expect(task.locator(".task-error")).to_contain_text("Simulated failure at")
+    assert bar_value(page, task_id) < 30
+
+
+def test_primes_result_is_shown(page: Page) -> None:
+    task_id = start(page, "primes", limit=1000000)
+    task = card(page, task_id)
+    expect(task).to_have_attribute("data-state", "succeeded", timeout=10000)
+    expect(task.locator(".task-result")).to_contain_text("78498")
+
+
+def test_invalid_input_is_reported_next_to_the_form(page: Page) -> None:
+    form = page.locator("form.start-form[data-kind='simulate']")
+    # The browser's own validation is bypassed to see the server's answer.
+    form.evaluate("f => f.noValidate = true")
+    form.locator("[name='duration']").fill("99999")
+    form.get_by_role("button", name="Start").click()
+    expect(form.get_by_role("alert")).to_contain_text("duration")
+    expect(page.locator(".task-card")).to_have_count(0)
