@@ -40,7 +40,9 @@ def main(tasks: int = 10, duration: float = 6.0) -> dict[str, float]:
             client.wait_terminal(task_id, timeout=duration * 5)
         client.close()
         latencies = sorted(
-            (p["_received"] - p["updated_at"]) * 1000 for p in client.pushes if p["state"] == "running"
+            (p["_received"] - p["updated_at"]) * 1000
+            for p in client.pushes
+            if p["state"] == "running"
         )
     finally:
         web.stop()

@@ -21,7 +21,8 @@ export class Connection {
    */
   constructor({ namespace = "/progress", onConnect, onProgress, onStatus }) {
     this.onStatus = onStatus;
-    this.socket = io(namespace);
+    // Handlers first, then open(): no early event can slip past them.
+    this.socket = io(namespace, { autoConnect: false });
     this.socket.on("connect", () => {
       this.onStatus("connected");
       onConnect();
@@ -35,6 +36,10 @@ export class Connection {
       this.onStatus("reconnecting");
       if (!this.socket.active) this.retrySoon();
     });
+  }
+
+  open() {
+    this.socket.connect();
   }
 
   get connected() {

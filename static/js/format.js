@@ -39,6 +39,12 @@ export function duration(seconds, round = Math.round) {
   return `${h}h ${String(m).padStart(2, "0")}m`;
 }
 
+/** A finished task's duration: tenths while short, where whole seconds say little. */
+export function finalDuration(seconds) {
+  if (isNumber(seconds) && seconds < 10) return `${Math.max(0, seconds).toFixed(1)}s`;
+  return duration(seconds);
+}
+
 /** A task result as text: JSON for objects and arrays, as-is for the rest. */
 export function result(value) {
   if (value === undefined || value === null) return "";
