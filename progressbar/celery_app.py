@@ -35,7 +35,8 @@ def celery_init_app(app: Flask) -> Celery:
                     return self.run(*args, **kwargs)
                 progress = self._progress()
                 self.request.progress = progress
-                progress.start()
+                # The body's `progress(self, total=...)` makes the first push.
+                progress.start(push=False)
                 try:
                     result = self.run(*args, **kwargs)
                 except BaseException as exc:
@@ -82,6 +83,12 @@ def celery_init_app(app: Flask) -> Celery:
 def progress(task: Task, total: float | None = None, message: str | None = None) -> Progress:
     """The reporter of the running task, for `with progress(self, total=n) as p:`."""
     reporter: Progress = task.request.progress
-    if total is not None or message is not None:
-        reporter.update(reporter.current, total=total, message=message)
+    if total is not None:
+        reporter.total = total
+    if message is not None:
+        reporter.message = message
+    if reporter.last_snapshot is None:
+        reporter.flush()  # the first running state, with its total
+    elif total is not None or message is not None:
+        reporter.update(reporter.current)
     return reporter

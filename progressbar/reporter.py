@@ -138,10 +138,14 @@ class Progress:
 
     # -- lifecycle --------------------------------------------------------
 
-    def start(self) -> None:
-        """Push the first (running) state and start the background flusher."""
+    def start(self, push: bool = True) -> None:
+        """Start the background flusher; push the running state now, or within
+        one interval when `push` is false (so the task can set its total first)."""
         if self.last_snapshot is None:
-            self.flush()
+            if push:
+                self.flush()
+            else:
+                self._dirty = True
         if self._autoflush and self._flusher is None:
             self._flusher = threading.Thread(
                 target=self._flush_loop, name=f"progress-{self.task_id}", daemon=True

@@ -43,7 +43,7 @@ def test_good_params_pass_through() -> None:
         ("simulate", {"fail_at": 0}, "invalid", "params.fail_at"),
         ("simulate", {"fail_at": 100}, "invalid", "params.fail_at"),
         ("simulate", {"fail_at": 50.5}, "invalid", "params.fail_at"),
-        ("simulate", {"seed": 2**64}, "invalid", "params.seed"),
+        ("simulate", {"seed": 2**53}, "invalid", "params.seed"),
         ("simulate", {"speed": 1}, "invalid", "params.speed"),
         ("primes", {"limit": 1}, "invalid", "params.limit"),
         ("primes", {"limit": 10**9 + 1}, "invalid", "params.limit"),

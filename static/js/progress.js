@@ -1,0 +1,110 @@
+// The page's entry point: start forms, the connection indicator, and the
+// wiring between the socket and the task board.
+
+import { Connection, errorMessage } from "./connection.js";
+import { DismissedIds, TaskBoard } from "./board.js";
+
+const TICK_MS = 1000;
+
+/** One kind's form: reads and checks its fields, emits `start`, reports errors. */
+class StartForm {
+  constructor(form, connection, onStarted) {
+    this.form = form;
+    this.kind = form.dataset.kind;
+    this.connection = connection;
+    this.onStarted = onStarted;
+    this.button = form.querySelector("button[type=submit]");
+    this.alert = form.querySelector("[role=alert]");
+    this.pending = false;
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.submit();
+    });
+  }
+
+  /** The params to send, or throws {input, message} for a field that cannot be sent. */
+  params() {
+    const params = {};
+    const inputs = [...this.form.querySelectorAll("input[name]")];
+    for (const input of inputs) input.removeAttribute("aria-invalid");
+    for (const input of inputs) {
+      const label = input.dataset.label ?? input.name;
+      // Ranges and steps were checked by the browser before `submit` fired,
+      // unless the form opted out; then the server's answer says what is wrong.
+      // Text a number input cannot parse reads as "", so it is caught here.
+      if (input.validity.badInput) throw { input, message: `${label}: enter a number.` };
+      if (input.value.trim() === "") continue; // the server fills in defaults
+      const value = input.valueAsNumber;
+      if ("integer" in input.dataset && !Number.isSafeInteger(value)) {
+        throw { input, message: `${label}: too large to send exactly; use a smaller whole number.` };
+      }
+      params[input.name] = value;
+    }
+    return params;
+  }
+
+  async submit() {
+    if (this.pending) return;
+    let params;
+    try {
+      params = this.params();
+    } catch ({ input, message }) {
+      input.setAttribute("aria-invalid", "true");
+      this.alert.textContent = message;
+      input.focus();
+      return;
+    }
+    this.setPending(true);
+    this.alert.textContent = "";
+    const answer = await this.connection.request("start", { kind: this.kind, params });
+    this.setPending(false);
+    if (answer.ok) this.onStarted(answer.task);
+    else this.alert.textContent = errorMessage(answer);
+  }
+
+  setPending(pending) {
+    this.pending = pending;
+    this.button.disabled = pending;
+    this.form.setAttribute("aria-busy", String(pending));
+  }
+}
+
+/** The header's connected / reconnecting indicator. */
+class StatusIndicator {
+  constructor(element) {
+    this.element = element;
+    this.text = element.querySelector(".connection-text");
+  }
+
+  show(status) {
+    const connected = status === "connected";
+    this.element.dataset.state = connected ? "connected" : "disconnected";
+    this.text.textContent = connected ? "Connected" : "Reconnecting…";
+  }
+}
+
+function main() {
+  const forms = [...document.querySelectorAll(".start-form")];
+  const board = new TaskBoard({
+    list: document.querySelector(".task-list"),
+    empty: document.querySelector(".empty-state"),
+    error: document.querySelector(".board-error"),
+    heading: document.querySelector("#tasks-heading"),
+    template: document.querySelector("#task-card-template"),
+    announcer: document.querySelector("#announcer"),
+    titles: new Map(forms.map((form) => [form.dataset.kind, form.dataset.title])),
+    dismissed: new DismissedIds(),
+  });
+  const status = new StatusIndicator(document.querySelector("#connection-status"));
+  const connection = new Connection({
+    onConnect: () => board.sync(),
+    onProgress: (snapshot) => board.receive(snapshot),
+    onStatus: (state) => status.show(state),
+  });
+  board.connection = connection;
+  for (const form of forms) new StartForm(form, connection, (task) => board.receive(task));
+  setInterval(() => board.tick(), TICK_MS);
+  connection.open();
+}
+
+main();

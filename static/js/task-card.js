@@ -1,0 +1,156 @@
+// One task's card: owns its DOM, applies snapshots in seq order, and keeps
+// the clock fields moving between pushes.
+
+import * as format from "./format.js";
+
+export const ACTIVE_STATES = new Set(["queued", "running"]);
+
+// A running task that has not reported for this long says so on its card.
+const STALE_AFTER_S = 3;
+
+const isNumber = (value) => typeof value === "number" && Number.isFinite(value);
+
+const STATE_WORDS = { succeeded: "Finished", failed: "Failed", cancelled: "Cancelled", lost: "Lost" };
+
+let cardCount = 0;
+
+// The clock runs every second on every card: touch the DOM only on a change.
+function setText(element, text) {
+  if (element.textContent !== text) element.textContent = text;
+}
+
+export class TaskCard {
+  constructor(template, snapshot, kindTitle, { onCancel, onDismiss }) {
+    this.taskId = snapshot.task_id;
+    this.createdAt = snapshot.created_at;
+    this.label = `${kindTitle} #${this.taskId.slice(0, 6)}`;
+    this.seq = -Infinity;
+    this.snapshot = null;
+
+    this.root = template.content.firstElementChild.cloneNode(true);
+    const part = (name) => this.root.querySelector(`.task-${name}`);
+    this.el = {
+      title: part("title"), kind: part("kind"), id: part("id"), state: part("state"),
+      bar: part("bar"), percent: part("percent"), count: part("count"),
+      message: part("message"), rate: part("rate"), eta: part("eta"),
+      elapsed: part("elapsed"), result: part("result"), error: part("error"),
+      updated: part("updated"), cancel: part("cancel"), dismiss: part("dismiss"),
+      actionError: part("action-error"),
+    };
+    this.root.dataset.taskId = this.taskId;
+    this.el.kind.textContent = kindTitle;
+    this.el.id.textContent = `#${this.taskId.slice(0, 6)}`;
+    this.el.id.title = this.taskId;
+    // DOM ids come from a counter, never from task data.
+    const titleId = `task-title-${++cardCount}`;
+    this.el.title.id = titleId;
+    this.root.setAttribute("aria-labelledby", titleId);
+    this.el.bar.setAttribute("aria-labelledby", titleId);
+
+    this.el.cancel.addEventListener("click", () => onCancel(this));
+    this.el.dismiss.addEventListener("click", () => onDismiss(this));
+    this.apply(snapshot);
+  }
+
+  get state() {
+    return this.snapshot?.state;
+  }
+
+  get active() {
+    return ACTIVE_STATES.has(this.state);
+  }
+
+  /** Show `snapshot` unless an equal or newer one is already shown; true if shown. */
+  apply(snapshot) {
+    if (!(snapshot?.seq > this.seq)) return false;
+    this.seq = snapshot.seq;
+    this.snapshot = snapshot;
+    // Local monotonic time: the server's clock may not agree with ours.
+    this.receivedAt = performance.now();
+    this.render();
+    return true;
+  }
+
+  /** The server no longer knows the task (expired): say so instead of spinning forever. */
+  markGone(message) {
+    this.snapshot = { ...this.snapshot, state: "lost", eta: null, error: message };
+    this.render();
+  }
+
+  setCancelling(busy) {
+    this.el.cancel.disabled = busy;
+    this.el.cancel.setAttribute("aria-busy", String(busy));
+  }
+
+  showActionError(message) {
+    this.el.actionError.textContent = message;
+  }
+
+  render() {
+    const s = this.snapshot;
+    const { el } = this;
+    const active = ACTIVE_STATES.has(s.state);
+    this.root.dataset.state = s.state;
+    el.state.textContent = s.state;
+
+    // Full when done whatever the last count said; empty rather than
+    // animated when a task ended without ever knowing its total.
+    let value = null;
+    if (s.state === "succeeded") value = 100;
+    else if (isNumber(s.percent)) value = s.percent;
+    else if (!active) value = 0;
+    if (value === null) {
+      el.bar.removeAttribute("value");
+      el.bar.removeAttribute("aria-valuenow");
+    } else {
+      el.bar.value = value;
+      el.bar.setAttribute("aria-valuenow", String(Math.floor(value)));
+    }
+    el.percent.textContent = format.percent(value);
+
+    const counted = isNumber(s.total) || (isNumber(s.current) && s.current > 0);
+    el.count.textContent = counted ? format.count(s.current, s.total) : "";
+    el.message.textContent = s.message ?? "";
+    el.rate.textContent = format.rate(s.rate);
+
+    const resultText = s.state === "succeeded" ? format.result(s.result) : "";
+    el.result.textContent = resultText;
+    el.result.parentElement.hidden = resultText === "";
+    const errorText = typeof s.error === "string" ? s.error : "";
+    el.error.textContent = errorText;
+    el.error.parentElement.hidden = errorText === "";
+
+    // Keep keyboard focus on the card when the button under it goes away.
+    const hadFocus = this.root.contains(document.activeElement) && document.activeElement === el.cancel;
+    el.cancel.hidden = !active;
+    el.dismiss.hidden = active;
+    if (!active) {
+      this.setCancelling(false);
+      if (hadFocus) el.dismiss.focus();
+    }
+    this.tick();
+  }
+
+  /** Advance elapsed, ETA and staleness from the local clock. */
+  tick() {
+    const s = this.snapshot;
+    const since = (performance.now() - this.receivedAt) / 1000;
+    const running = s.state === "running";
+    const finished = !ACTIVE_STATES.has(s.state);
+    setText(
+      this.el.elapsed,
+      finished
+        ? format.finalDuration(s.elapsed)
+        : format.duration(running && isNumber(s.elapsed) ? s.elapsed + since : s.elapsed, Math.floor),
+    );
+    setText(
+      this.el.eta,
+      running && isNumber(s.eta) ? format.duration(Math.max(0, s.eta - since), Math.ceil) : "—",
+    );
+
+    let updated = "";
+    if (finished) updated = `${STATE_WORDS[s.state] ?? "Ended"} ${format.clockTime(s.updated_at)}`;
+    else if (since >= STALE_AFTER_S) updated = `Last update ${format.duration(since, Math.floor)} ago`;
+    setText(this.el.updated, updated);
+  }
+}
