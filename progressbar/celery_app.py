@@ -69,6 +69,7 @@ def celery_init_app(app: Flask) -> Celery:
         broker_transport_options={"socket_connect_timeout": 1, "socket_timeout": 5},
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
     )
+
     @worker_process_init.connect(weak=False)
     def warm_up(**_: Any) -> None:
         # Connect each pool process before its first task, so the first push

@@ -79,7 +79,13 @@ KINDS: dict[str, Kind] = {
                     "fail_at", "Fail at (%)", True, 1, 99, None, "Raise once progress passes this"
                 ),
                 Param(
-                    "seed", "Seed", True, -(2**53 - 1), 2**53 - 1, None, "Makes the steps repeatable"
+                    "seed",
+                    "Seed",
+                    True,
+                    -(2**53 - 1),
+                    2**53 - 1,
+                    None,
+                    "Makes the steps repeatable",
                 ),
             ),
         ),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.stack import free_port, start_web
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -126,3 +129,32 @@ def test_invalid_input_is_reported_next_to_the_form(page: Page) -> None:
     form.get_by_role("button", name="Start").click()
     expect(form.get_by_role("alert")).to_contain_text("duration")
     expect(page.locator(".task-card")).to_have_count(0)
+
+
+def test_bars_resume_after_the_web_process_restarts(browser: Browser, stack_env, logs_dir, worker):
+    """The socket drops and comes back: every visible bar resubscribes and catches up."""
+    port = free_port()
+    args = [sys.executable, "app.py"]
+    web = start_web(args, stack_env, port, logs_dir, "web-restart")
+    context = browser.new_context(base_url=f"http://127.0.0.1:{port}")
+    try:
+        page = context.new_page()
+        page.goto("/")
+        status = page.locator("#connection-status")
+        expect(status).to_have_attribute("data-state", "connected")
+        task_id = start(page, "simulate", duration=4, seed=6)
+        expect(card(page, task_id)).to_have_attribute("data-state", "running", timeout=5000)
+
+        web.stop()
+        expect(status).to_have_attribute("data-state", "disconnected", timeout=5000)
+        seen_while_down = bar_value(page, task_id)
+        web = start_web(args, stack_env, port, logs_dir, "web-restart")
+
+        expect(status).to_have_attribute("data-state", "connected", timeout=15000)
+        task = card(page, task_id)
+        expect(task).to_have_attribute("data-state", "succeeded", timeout=15000)
+        expect(task.locator(".task-percent")).to_have_text("100%")
+        assert seen_while_down < 100
+    finally:
+        context.close()
+        web.stop()
