@@ -13,10 +13,10 @@ from .celery_app import celery_init_app, progress
 from .errors import TaskError
 from .namespace import ProgressNamespace
 from .publisher import NAMESPACE, queue_manager
-from .reporter import Progress
+from .reporter import Progress, TaskCancelled
 from .store import Store, connect
 
-__all__ = ["create_app", "socketio", "progress", "Progress", "TaskError"]
+__all__ = ["create_app", "socketio", "progress", "Progress", "TaskCancelled", "TaskError"]
 
 socketio = SocketIO()
 
@@ -40,6 +40,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["progress_store"] = Store(
         connect(app.config["REDIS_URL"], app.config["REDIS_MAX_CONNECTIONS"]),
         ttl=app.config["TASK_TTL"],
+        heartbeat_timeout=app.config["LOST_TIMEOUT"],
+        max_active=app.config["MAX_ACTIVE_TASKS"],
     )
     celery_init_app(app)
 

@@ -9,9 +9,11 @@ from celery import Celery, Task
 from celery.signals import worker_process_init
 from flask import Flask
 
+from . import liveness
 from .errors import TaskError
 from .publisher import external_publisher
-from .reporter import Progress
+from .reporter import Progress, TaskCancelled
+from .store import TERMINAL_STATES
 
 log = logging.getLogger(__name__)
 
@@ -34,24 +36,32 @@ def celery_init_app(app: Flask) -> Celery:
                 if self.request.id is None:  # called directly, not as a Celery task
                     return self.run(*args, **kwargs)
                 progress = self._progress()
+                if progress is None:
+                    return None  # cancelled while queued, or judged lost: never start
                 self.request.progress = progress
                 # The body's `progress(self, total=...)` makes the first push.
                 progress.start(push=False)
                 try:
                     result = self.run(*args, **kwargs)
+                except TaskCancelled:
+                    progress.finish("cancelled", error=None)
+                    return None
                 except BaseException as exc:
                     progress.finish("failed", error=error_message(exc))
                     raise
                 progress.finish("succeeded", result=result)
                 return result
 
-        def _progress(self) -> Progress:
+        def _progress(self) -> Progress | None:
             publisher = external_publisher(app)
             queued = publisher.store.get(self.request.id) or {}
+            if queued.get("state") in TERMINAL_STATES:
+                return None
             return Progress(
                 self.request.id,
                 str(queued.get("kind") or self.name),
                 publisher,
+                heartbeat=publisher.heartbeat,
                 created_at=queued.get("created_at"),
                 interval=app.config["PROGRESS_INTERVAL"],
             )
@@ -76,6 +86,7 @@ def celery_init_app(app: Flask) -> Celery:
         # of a task does not pay for setting up the publisher (~40 ms).
         external_publisher(app).warm_up()
 
+    liveness.connect(app)
     celery_app.set_default()
     app.extensions["celery"] = celery_app
     return celery_app

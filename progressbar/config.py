@@ -38,6 +38,10 @@ def from_environment() -> dict[str, Any]:
         "PROGRESS_INTERVAL": _float("PROGRESS_INTERVAL", 0.1),
         "TASK_TTL": _int("TASK_TTL", 24 * 3600),
         "WORKER_CONCURRENCY": _int("WORKER_CONCURRENCY", 8),
+        # A task without a heartbeat for LOST_TIMEOUT seconds is reported lost.
+        "HEARTBEAT_INTERVAL": _float("HEARTBEAT_INTERVAL", 1.0),
+        "LOST_TIMEOUT": _float("LOST_TIMEOUT", 5.0),
+        "MAX_ACTIVE_TASKS": _int("MAX_ACTIVE_TASKS", 10),
     }
 
 

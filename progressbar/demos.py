@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Iterator
 from math import isqrt
 
@@ -18,6 +19,14 @@ def simulate_steps(duration: float, seed: int | None = None) -> Iterator[tuple[i
         step = min(rng.randint(3, 10), 100 - progress)
         progress += step
         yield progress, duration * step / 100
+
+
+def pause(seconds: float, check: Callable[[], None], slice_: float = 0.1) -> None:
+    """Sleep `seconds`, calling `check()` at least every `slice_` seconds."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, slice_))
+        check()
 
 
 def count_primes(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,14 +18,22 @@ from redis.exceptions import RedisError
 from . import kinds
 from .errors import ProtocolError, not_found
 from .identity import current_identity
+from .publisher import NAMESPACE
 from .reporter import queued_snapshot
-from .store import Store
+from .store import LimitReached, Store
+from .watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
 Answer = dict[str, Any]
 
 MAX_TASK_ID = 64
+
+CANCEL_MESSAGES = {
+    "cancelled": "Cancelled before it started.",
+    "requested": "Cancel requested: the task stops at its next progress report.",
+    "finished": "The task had already finished; nothing changed.",
+}
 
 
 def answered(handler: Callable[[Any, Any], Answer]) -> Callable[..., Answer]:
@@ -72,6 +81,11 @@ def task_id_of(payload: Any) -> str:
 class ProgressNamespace(Namespace):
     """Start and follow tasks; every event is answered through its ack."""
 
+    def __init__(self, namespace: str) -> None:
+        super().__init__(namespace)
+        self._watchdog: Watchdog | None = None
+        self._watchdog_lock = threading.Lock()
+
     @property
     def store(self) -> Store:
         return current_app.extensions["progress_store"]
@@ -83,6 +97,21 @@ class ProgressNamespace(Namespace):
 
     def on_connect(self, auth: Any = None) -> None:
         current_identity()
+        self._start_watchdog()
+
+    def _start_watchdog(self) -> None:
+        # Web processes only (the worker builds the app but serves nobody);
+        # started with the first connection, once per process.
+        with self._watchdog_lock:
+            if self._watchdog is not None:
+                return
+            self._watchdog = Watchdog(
+                self.store, self._emit, timeout=current_app.config["LOST_TIMEOUT"]
+            )
+        self.socketio.start_background_task(self._watchdog.run, self.socketio.sleep)
+
+    def _emit(self, snapshot: dict[str, Any]) -> None:
+        self.socketio.emit("progress", snapshot, namespace=NAMESPACE, to=snapshot["task_id"])
 
     @answered
     def on_start(self, payload: Any) -> Answer:
@@ -90,9 +119,15 @@ class ProgressNamespace(Namespace):
         kind, params = kinds.resolve(payload.get("kind"), payload.get("params"))
         owner = current_identity()
         task_id = secrets.token_urlsafe(18)
-        snapshot = self.store.create(
-            task_id, owner, queued_snapshot(task_id, kind.name, time.time())
-        )
+        try:
+            snapshot = self.store.create(
+                task_id, owner, queued_snapshot(task_id, kind.name, time.time())
+            )
+        except LimitReached:
+            limit = current_app.config["MAX_ACTIVE_TASKS"]
+            raise ProtocolError(
+                "limit", f"you already have {limit} unfinished tasks; wait or cancel one"
+            ) from None
         join_room(task_id)
         try:
             current_app.extensions["celery"].send_task(kind.task, kwargs=params, task_id=task_id)
@@ -105,13 +140,13 @@ class ProgressNamespace(Namespace):
     @answered
     def on_subscribe(self, payload: Any) -> Answer:
         task_id = task_id_of(payload)
-        # Join before reading: any push after this read reaches us too.
-        join_room(task_id)
+        # Ownership first: joining even for a moment would leak a push.
         snapshot = self.store.get_owned(task_id, current_identity())
         if snapshot is None:
-            leave_room(task_id)
             raise not_found()
-        return {"task": snapshot}
+        join_room(task_id)
+        # Read again after joining, so nothing falls between the read and the join.
+        return {"task": self.store.get(task_id) or snapshot}
 
     @answered
     def on_unsubscribe(self, payload: Any) -> Answer:
@@ -120,6 +155,19 @@ class ProgressNamespace(Namespace):
             raise not_found()
         leave_room(task_id)
         return {}
+
+    @answered
+    def on_cancel(self, payload: Any) -> Answer:
+        task_id = task_id_of(payload)
+        if self.store.get_owned(task_id, current_identity()) is None:
+            raise not_found()
+        outcome = self.store.cancel(task_id)
+        if outcome is None:
+            raise not_found()
+        result, snapshot = outcome
+        if result == "cancelled":
+            self._emit(snapshot)  # other tabs of the owner see it too
+        return {"task": snapshot, "outcome": result, "message": CANCEL_MESSAGES[result]}
 
     @answered
     def on_list(self, payload: Any) -> Answer:

@@ -9,7 +9,8 @@ import socketio
 from flask import Flask
 from flask_socketio import SocketIO
 
-from .store import Store
+from .message_queue import ResilientRedisManager, resync
+from .store import TERMINAL_STATES, Store
 
 NAMESPACE = "/progress"
 
@@ -26,12 +27,23 @@ class Publisher:
         self.emitter = emitter
 
     def __call__(self, task_id: str, snapshot: dict[str, Any]) -> dict[str, Any] | None:
-        seq = self.store.write(task_id, snapshot)
-        if seq is None:
+        stored = self.store.write(task_id, snapshot)
+        if stored is None:
             return None
+        seq, cancel = stored
         snapshot = {**snapshot, "seq": seq}
-        self.emitter.emit("progress", snapshot, namespace=NAMESPACE, to=task_id)
+        if cancel and snapshot["state"] not in TERMINAL_STATES:
+            snapshot["cancel_requested"] = True
+        self.emit(snapshot)
         return snapshot
+
+    def emit(self, snapshot: dict[str, Any]) -> None:
+        """Push a stored snapshot to every connection subscribed to its task."""
+        self.emitter.emit("progress", snapshot, namespace=NAMESPACE, to=snapshot["task_id"])
+
+    def heartbeat(self, task_id: str) -> bool:
+        """Proof of life for a running task; True if its owner asked to cancel."""
+        return task_id in self.store.heartbeat(task_id)
 
     def warm_up(self) -> None:
         """Open the connections now rather than on the first push."""
@@ -40,13 +52,21 @@ class Publisher:
 
 
 def queue_manager(app: Flask, write_only: bool) -> socketio.RedisManager:
-    """The Socket.IO message queue on Redis, with a pool sized like our own."""
-    return socketio.RedisManager(
-        app.config["REDIS_URL"],
-        channel=app.config["SOCKETIO_CHANNEL"],
-        write_only=write_only,
-        redis_options={"max_connections": app.config["REDIS_MAX_CONNECTIONS"]},
-    )
+    """The Socket.IO message queue on Redis, with a pool sized like our own.
+
+    A web process's listener reconnects fast and then resyncs its rooms.
+    """
+    options = {
+        "channel": app.config["SOCKETIO_CHANNEL"],
+        "write_only": write_only,
+        "redis_options": {"max_connections": app.config["REDIS_MAX_CONNECTIONS"]},
+    }
+    if write_only:
+        return socketio.RedisManager(app.config["REDIS_URL"], **options)
+    store: Store = app.extensions["progress_store"]
+    manager = ResilientRedisManager(app.config["REDIS_URL"], **options)
+    manager.on_reconnect = lambda: resync(manager, NAMESPACE, store.get)
+    return manager
 
 
 def external_publisher(app: Flask) -> Publisher:

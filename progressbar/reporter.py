@@ -10,8 +10,16 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-# Receives a snapshot without seq; returns it with seq, or None when refused.
+# Receives a snapshot without seq; returns it with seq, or None when refused
+# (the task was ended elsewhere: cancelled while queued, or judged lost).
 Publish = Callable[[str, dict[str, Any]], "dict[str, Any] | None"]
+# Proof of life between pushes; True when the owner asked to cancel.
+Heartbeat = Callable[[str], bool]
+
+
+class TaskCancelled(Exception):
+    """Raised in the task by the reporter once its owner asked to cancel it."""
+
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +48,11 @@ class Progress:
     `update()` is cheap: it records the values and pushes at most once per
     `interval` seconds. The first state and the terminal state are always
     pushed; a state held back by coalescing is pushed by a background flusher
-    within one interval (`autoflush`), or by the next update.
+    within one interval (`autoflush`), or by the next update. The flusher also
+    sends a heartbeat when nothing was pushed for `heartbeat_interval`.
+
+    When the owner cancels, the next `update()`, `advance()`, `check()` or
+    step of `iter()` raises TaskCancelled: the task stops cooperatively.
     """
 
     def __init__(
@@ -49,15 +61,19 @@ class Progress:
         kind: str,
         publish: Publish,
         *,
+        heartbeat: Heartbeat | None = None,
         total: float | None = None,
         interval: float = 0.1,
+        heartbeat_interval: float = 0.5,
         smoothing: float = 0.3,
         eta_min_samples: int = 2,
         eta_min_elapsed: float = 1.0,
         created_at: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
         autoflush: bool = True,
+        final_push_patience: float = 300.0,
     ) -> None:
         self.task_id = task_id
         self.kind = kind
@@ -67,6 +83,11 @@ class Progress:
         self.state = "running"
         self.interval = interval
         self._publish = publish
+        self._heartbeat = heartbeat
+        self.heartbeat_interval = heartbeat_interval
+        self.cancel_requested = False
+        self._sleep = sleep
+        self._final_push_patience = final_push_patience
         self._clock = clock
         self._wall = wall_clock
         self._started = clock()
@@ -79,6 +100,7 @@ class Progress:
         self._sample_t = self._started
         # -inf: the first update is always pushed.
         self._last_push = float("-inf")
+        self._last_beat = float("-inf")
         self._dirty = False
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -101,6 +123,13 @@ class Progress:
             self.flush()
         else:
             self._dirty = True
+        if self.cancel_requested:
+            raise TaskCancelled
+
+    def check(self) -> None:
+        """Raise TaskCancelled if the owner asked to cancel; call it in long steps."""
+        if self.cancel_requested:
+            raise TaskCancelled
 
     def advance(self, n: float = 1, message: str | None = None) -> None:
         """Add `n` to the current progress."""
@@ -123,6 +152,8 @@ class Progress:
             # Inlined update(): this loop is the hot path of most tasks.
             if clock() - self._last_push >= interval:
                 self.flush()
+                if self.cancel_requested:
+                    raise TaskCancelled
             else:
                 self._dirty = True
 
@@ -155,7 +186,11 @@ class Progress:
     def finish(
         self, state: str, result: Any = None, error: str | None = None
     ) -> dict[str, Any] | None:
-        """Push the terminal state; nothing is pushed after it."""
+        """Push the terminal state; nothing is pushed after it.
+
+        The terminal state must not be lost to a Redis outage: the push is
+        retried, with backoff, for up to `final_push_patience` seconds.
+        """
         self._stop.set()
         with self._lock:
             if self.state != "running":
@@ -166,7 +201,18 @@ class Progress:
                 extra["result"] = result
             elif error is not None:
                 extra["error"] = error
-            return self._push(self._clock(), extra)
+            deadline = self._clock() + self._final_push_patience
+            pause = 0.05
+            while True:
+                try:
+                    return self._push(self._clock(), extra, raise_errors=True)
+                except Exception:
+                    if self._clock() >= deadline:
+                        log.error("task %s: could not store its final state", self.task_id)
+                        return None
+                    log.warning("task %s: final state not stored yet, retrying", self.task_id)
+                    self._sleep(pause)
+                    pause = min(pause * 2, 2.0)
 
     def flush(self) -> None:
         """Push the current state now."""
@@ -178,10 +224,27 @@ class Progress:
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(self.interval):
-            if self._dirty and self._clock() - self._last_push >= self.interval:
+            now = self._clock()
+            if self._dirty and now - self._last_push >= self.interval:
                 self.flush()
+            elif (
+                self._heartbeat is not None
+                and now - max(self._last_push, self._last_beat) >= self.heartbeat_interval
+            ):
+                self._beat()
 
-    def _push(self, now: float, extra: dict[str, Any]) -> dict[str, Any] | None:
+    def _beat(self) -> None:
+        assert self._heartbeat is not None
+        try:
+            if self._heartbeat(self.task_id):
+                self.cancel_requested = True
+        except Exception:
+            log.warning("heartbeat failed for task %s", self.task_id, exc_info=True)
+        self._last_beat = self._clock()
+
+    def _push(
+        self, now: float, extra: dict[str, Any], raise_errors: bool = False
+    ) -> dict[str, Any] | None:
         self._dirty = False
         self._last_push = now
         snapshot = self.snapshot(now)
@@ -189,11 +252,18 @@ class Progress:
         try:
             published = self._publish(self.task_id, snapshot)
         except Exception:  # a push must never break the task itself
+            if raise_errors:
+                raise
             log.warning("progress push failed for task %s", self.task_id, exc_info=True)
             self._dirty = True
             return None
-        if published is not None:
+        if published is None:
+            # Refused: the task was ended elsewhere (cancelled or lost). Stop it.
+            self.cancel_requested = True
+        else:
             self.last_snapshot = published
+            if published.get("cancel_requested"):
+                self.cancel_requested = True
         return published
 
     def _sample_rate(self, now: float) -> None:

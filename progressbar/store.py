@@ -9,22 +9,9 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "lost"})
+from . import scripts
 
-# Bump seq and store the snapshot in one step, unless the task is already
-# terminal (a late update must never resurrect a finished bar). The snapshot
-# arrives as JSON without seq; seq is spliced in front of its first key.
-_WRITE = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return false end
-if state == 'succeeded' or state == 'failed' or state == 'cancelled'
-   or state == 'lost' then return false end
-local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-local snapshot = '{"seq":' .. seq .. ',' .. string.sub(ARGV[1], 2)
-redis.call('HSET', KEYS[1], 'state', ARGV[2], 'snapshot', snapshot)
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-return seq
-"""
+TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "lost"})
 
 
 def dumps(value: Any) -> str:
@@ -46,18 +33,42 @@ def connect(url: str, max_connections: int) -> redis.Redis:
     return redis.Redis(connection_pool=pool)
 
 
-class Store:
-    """Reads and writes task records; every write of a snapshot bumps its seq."""
+class LimitReached(Exception):
+    """The owner already has as many unfinished tasks as allowed."""
 
-    def __init__(self, client: redis.Redis, ttl: int, prefix: str = "progressbar") -> None:
+
+class Store:
+    """Reads and writes task records; every change of state bumps its seq.
+
+    All changes go through the Lua scripts of `scripts`, so several web
+    processes and workers can act on one task without races.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        ttl: int,
+        prefix: str = "progressbar",
+        heartbeat_timeout: float = 5.0,
+        max_active: int = 10,
+    ) -> None:
         self.redis = client
         self.ttl = ttl
         self.prefix = prefix
-        self._write = client.register_script(_WRITE)
+        self.heartbeat_timeout = heartbeat_timeout
+        self.max_active = max_active
+        self._scripts = {
+            name: client.register_script(getattr(scripts, name))
+            for name in ("CREATE", "WRITE", "HEARTBEAT", "CANCEL", "LOSE", "EXPIRED")
+        }
 
     def warm_up(self) -> None:
-        self.redis.ping()
-        self._write.sha = self.redis.script_load(_WRITE)
+        """Connect and load the scripts now rather than on first use."""
+        for script in self._scripts.values():
+            script.sha = self.redis.script_load(script.script)
+
+    def _run(self, name: str, *args: Any) -> Any:
+        return self._scripts[name](args=[self.prefix, *args])
 
     def _task_key(self, task_id: str) -> str:
         return f"{self.prefix}:task:{task_id}"
@@ -66,23 +77,19 @@ class Store:
         return f"{self.prefix}:owner:{owner}"
 
     def create(self, task_id: str, owner: str, snapshot: dict[str, Any]) -> dict[str, Any]:
-        """Record a new task (seq 1) and file it under its owner."""
+        """Record a new queued task (seq 1) under its owner; LimitReached if full."""
         snapshot = {**snapshot, "seq": 1}
-        key = self._task_key(task_id)
-        pipe = self.redis.pipeline()
-        pipe.hset(
-            key,
-            mapping={
-                "owner": owner,
-                "seq": 1,
-                "state": snapshot["state"],
-                "snapshot": dumps(snapshot),
-            },
+        created = self._run(
+            "CREATE",
+            task_id,
+            owner,
+            dumps(snapshot),
+            snapshot["created_at"],
+            self.ttl,
+            self.max_active,
         )
-        pipe.expire(key, self.ttl)
-        pipe.zadd(self._owner_key(owner), {task_id: snapshot["created_at"]})
-        pipe.expire(self._owner_key(owner), self.ttl)
-        pipe.execute()
+        if not created:
+            raise LimitReached
         return snapshot
 
     def discard(self, task_id: str, owner: str) -> None:
@@ -90,19 +97,43 @@ class Store:
         pipe = self.redis.pipeline()
         pipe.delete(self._task_key(task_id))
         pipe.zrem(self._owner_key(owner), task_id)
+        pipe.srem(f"{self.prefix}:active:{owner}", task_id)
         pipe.execute()
 
-    def write(self, task_id: str, snapshot: dict[str, Any]) -> int | None:
-        """Store a new snapshot; its seq, or None if the task is gone or finished."""
-        seq = self._write(
-            keys=[self._task_key(task_id)],
-            args=[dumps(snapshot), snapshot["state"], self.ttl],
+    def write(self, task_id: str, snapshot: dict[str, Any]) -> tuple[int, bool] | None:
+        """Store a new snapshot: (seq, cancel requested), or None if the task is
+        gone or already finished."""
+        seq, cancel = self._run(
+            "WRITE", task_id, dumps(snapshot), snapshot["state"], self.ttl, self.heartbeat_timeout
         )
-        return int(seq) if seq else None
+        return (int(seq), bool(cancel)) if seq else None
+
+    def heartbeat(self, *task_ids: str) -> set[str]:
+        """Arm the deadline of these unfinished tasks; those whose cancel was asked."""
+        if not task_ids:
+            return set()
+        return set(self._run("HEARTBEAT", self.heartbeat_timeout, *task_ids))
+
+    def cancel(self, task_id: str) -> tuple[str, dict[str, Any]] | None:
+        """Cancel: ('cancelled' | 'requested' | 'finished', snapshot), None if absent."""
+        answer = self._run("CANCEL", task_id, self.ttl)
+        if not answer:
+            return None
+        outcome, raw = answer
+        return outcome, json.loads(raw)
+
+    def lose(self, task_id: str, reason: str, only_if_expired: bool) -> dict[str, Any] | None:
+        """End an unfinished task as lost; the new snapshot, or None if nothing changed."""
+        raw = self._run("LOSE", task_id, reason, self.ttl, "expired" if only_if_expired else "now")
+        return json.loads(raw) if raw else None
+
+    def expired(self, limit: int = 100) -> list[str]:
+        """Ids of tasks whose heartbeat deadline has passed."""
+        return list(self._run("EXPIRED", limit))
 
     def get(self, task_id: str) -> dict[str, Any] | None:
         raw = self.redis.hget(self._task_key(task_id), "snapshot")
-        return json.loads(raw) if raw else None
+        return json.loads(raw) if raw else None  # type: ignore[arg-type]
 
     def get_owned(self, task_id: str, owner: str) -> dict[str, Any] | None:
         """The snapshot if `owner` started this task, else None: as if absent."""

@@ -21,7 +21,7 @@ def simulate(
     steps = 0
     with progress(self, total=100, message="Starting") as p:
         for value, pause in demos.simulate_steps(duration, seed):
-            time.sleep(pause)
+            demos.pause(pause, p.check)  # a cancel stops it within a fraction of a second
             if fail_at is not None and value >= fail_at:
                 raise TaskError(f"Simulated failure at {value}% (fail_at={fail_at})")
             steps += 1
