@@ -91,27 +91,16 @@ def redis_server_binary() -> str:
     return binary
 
 
-def start_redis(logs: Path, port: int | None = None) -> tuple[Process, str]:
+def start_redis(
+    logs: Path, port: int | None = None, persistent: bool = False
+) -> tuple[Process, str]:
+    """A redis-server on `port`; `persistent` keeps its data across a restart."""
     port = port or free_port()
     data = logs / f"redis-{port}"
     data.mkdir(exist_ok=True)
-    process = Process(
-        [
-            redis_server_binary(),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(data),
-        ],
-        dict(os.environ),
-        logs / f"redis-{port}.log",
-    )
+    args = ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(data), "--save", ""]
+    args += ["--appendonly", "yes" if persistent else "no"]
+    process = Process([redis_server_binary(), *args], dict(os.environ), logs / f"redis-{port}.log")
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
     wait_until(client.ping, 10, "redis-server answering PING")

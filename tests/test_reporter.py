@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from progressbar.reporter import EMA, Progress, queued_snapshot
+from progressbar.reporter import EMA, Progress, TaskCancelled, queued_snapshot
 
 
 class Clock:
@@ -246,3 +246,91 @@ def test_queued_snapshot_has_every_field() -> None:
         "updated_at",
     }
     assert snapshot["state"] == "queued"
+
+
+def test_a_cancel_request_stops_the_task_at_its_next_update(clock: Clock) -> None:
+    cancel = {"asked": False}
+
+    def publish(task_id: str, snapshot: dict[str, Any]) -> dict[str, Any]:
+        return {**snapshot, "seq": 2, **({"cancel_requested": True} if cancel["asked"] else {})}
+
+    p = reporter(clock, publish)  # type: ignore[arg-type]
+    p.update(1)
+    cancel["asked"] = True
+    clock.tick(1)
+    with pytest.raises(TaskCancelled):
+        p.update(2)  # the push learns of the request and stops the task
+    with pytest.raises(TaskCancelled):
+        p.check()
+
+
+def test_iter_stops_on_cancel(clock: Clock, sink: Sink) -> None:
+    p = reporter(clock, sink)
+    done = []
+    with pytest.raises(TaskCancelled):
+        for item in p.iter(range(100)):
+            done.append(item)
+            clock.tick(0.05)
+            if item == 10:
+                p.cancel_requested = True  # as the heartbeat thread would set it
+    assert 10 <= len(done) <= 13  # stopped at the next push, not at the end
+
+
+def test_a_refused_push_means_the_task_was_ended_elsewhere(clock: Clock) -> None:
+    p = reporter(clock, lambda task_id, snapshot: None)
+    with pytest.raises(TaskCancelled):
+        p.update(1)
+
+
+def test_heartbeats_between_pushes_carry_the_cancel_request(clock: Clock, sink: Sink) -> None:
+    beats: list[str] = []
+
+    def heartbeat(task_id: str) -> bool:
+        beats.append(task_id)
+        return len(beats) >= 2
+
+    p = reporter(clock, sink, heartbeat=heartbeat, heartbeat_interval=0.5)
+    p.update(1)
+    clock.tick(0.6)
+    p._beat()
+    assert not p.cancel_requested
+    clock.tick(0.6)
+    p._beat()
+    assert p.cancel_requested and beats == ["t1", "t1"]
+    with pytest.raises(TaskCancelled):
+        p.check()
+
+
+def test_the_final_state_waits_out_a_redis_outage(clock: Clock) -> None:
+    attempts: list[str] = []
+
+    def publish(task_id: str, snapshot: dict[str, Any]) -> dict[str, Any]:
+        attempts.append(snapshot["state"])
+        if len(attempts) < 4:
+            raise ConnectionError("redis is down")
+        return {**snapshot, "seq": 9}
+
+    p = Progress(
+        "t1", "simulate", publish, clock=clock, wall_clock=clock, sleep=clock.tick, autoflush=False
+    )
+    final = p.finish("succeeded", result=7)
+    assert attempts == ["succeeded"] * 4
+    assert final is not None and final["result"] == 7 and final["seq"] == 9
+
+
+def test_the_final_push_gives_up_after_its_patience(clock: Clock) -> None:
+    def publish(task_id: str, snapshot: dict[str, Any]) -> dict[str, Any]:
+        raise ConnectionError("redis is down")
+
+    p = Progress(
+        "t1",
+        "simulate",
+        publish,
+        clock=clock,
+        wall_clock=clock,
+        sleep=clock.tick,
+        autoflush=False,
+        final_push_patience=10,
+    )
+    assert p.finish("failed", error="x") is None
+    assert clock.now >= 1010

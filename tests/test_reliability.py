@@ -1,0 +1,181 @@
+"""No frozen bars: cancel, killed workers, a Redis outage, a restarted web process.
+
+These tests get a stack of their own (Redis, web, worker), since they kill and
+restart its parts.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.stack import (
+    Process,
+    ProgressClient,
+    free_port,
+    identity_cookie,
+    start_redis,
+    start_web,
+    start_worker,
+)
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    logs: Path
+    redis: Process
+    redis_port: int
+    web: Process
+    base_url: str
+    worker: Process
+
+    def restart_worker(self, *extra: str) -> None:
+        self.worker.stop()
+        self.worker = start_worker(self.env, self.logs, f"worker-{time.monotonic_ns()}", *extra)
+
+    def pool_pids(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(self.worker.pid)], capture_output=True, text=True)
+        return [int(pid) for pid in out.stdout.split()]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    logs = tmp_path_factory.mktemp("reliability")
+    redis_port = free_port()
+    redis, url = start_redis(logs, redis_port, persistent=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASK_")}
+    env.update(REDIS_URL=url, SECRET_KEY="reliability", PYTHONUNBUFFERED="1")
+    worker = start_worker(env, logs, "rel-worker", "-c", "2")
+    port = free_port()
+    web = start_web([sys.executable, "app.py"], env, port, logs, "rel-web")
+    stack = Stack(env, logs, redis, redis_port, web, f"http://127.0.0.1:{port}", worker)
+    yield stack
+    stack.web.stop()
+    stack.worker.stop()
+    stack.redis.stop()
+
+
+@pytest.fixture
+def client(stack: Stack) -> Iterator[ProgressClient]:
+    client = ProgressClient(stack.base_url, identity_cookie(stack.base_url))
+    yield client
+    client.close()
+
+
+def test_cancel_a_running_task_stops_it_within_a_second(client: ProgressClient) -> None:
+    task = client.start("simulate", duration=30, seed=1)
+    client.wait_for(task["task_id"], lambda s: s["state"] == "running" and s["current"] > 0)
+    asked = time.time()
+    answer = client.call("cancel", {"task_id": task["task_id"]})
+    assert answer["ok"] and answer["outcome"] == "requested", answer
+    assert answer["task"]["cancel_requested"] is True
+    final = client.wait_terminal(task["task_id"], timeout=5)
+    assert final["state"] == "cancelled"
+    assert final["_received"] - asked < 1.0
+    assert final["current"] < 100
+    pushes = client.pushes_for(task["task_id"])
+    assert pushes[-1] is final  # nothing after the end
+
+
+def test_cancel_a_queued_task_and_it_never_starts(stack: Stack, client: ProgressClient) -> None:
+    # Two pool processes: two long tasks occupy them, the third waits.
+    busy = [client.start("simulate", duration=30, seed=i)["task_id"] for i in range(2)]
+    for task_id in busy:
+        client.wait_for(task_id, lambda s: s["state"] == "running")
+    waiting = client.start("simulate", duration=0.5, seed=3)
+    answer = client.call("cancel", {"task_id": waiting["task_id"]})
+    assert answer["ok"] and answer["outcome"] == "cancelled", answer
+    assert answer["task"]["state"] == "cancelled" and answer["task"]["seq"] == 2
+    for task_id in busy:
+        client.call("cancel", {"task_id": task_id})
+        assert client.wait_terminal(task_id, timeout=5)["state"] == "cancelled"
+    time.sleep(1.5)  # a worker is free: had the cancelled task started, it would show now
+    seen = client.call("subscribe", {"task_id": waiting["task_id"]})["task"]
+    assert (seen["state"], seen["seq"]) == ("cancelled", 2)
+    assert all(p["state"] != "running" for p in client.pushes_for(waiting["task_id"]))
+
+
+def test_cancel_a_finished_task_changes_nothing(client: ProgressClient) -> None:
+    task = client.start("primes", limit=1000)
+    final = client.wait_terminal(task["task_id"])
+    answer = client.call("cancel", {"task_id": task["task_id"]})
+    assert answer["ok"] and answer["outcome"] == "finished"
+    assert "nothing changed" in answer["message"]
+    assert answer["task"]["state"] == "succeeded" and answer["task"]["seq"] == final["seq"]
+
+
+def test_cancel_of_someone_elses_task_is_not_found(stack: Stack, client: ProgressClient) -> None:
+    task = client.start("simulate", duration=2, seed=2)
+    other = ProgressClient(stack.base_url, identity_cookie(stack.base_url))
+    try:
+        answer = other.call("cancel", {"task_id": task["task_id"]})
+        assert answer["ok"] is False and answer["error"]["code"] == "not_found"
+    finally:
+        other.close()
+    assert client.wait_terminal(task["task_id"], timeout=10)["state"] == "succeeded"
+
+
+def test_kill_9_of_the_pool_process_ends_in_lost(stack: Stack, client: ProgressClient) -> None:
+    task = client.start("simulate", duration=30, seed=4)
+    client.wait_for(task["task_id"], lambda s: s["state"] == "running")
+    for pid in stack.pool_pids():
+        os.kill(pid, signal.SIGKILL)
+    killed = time.time()
+    final = client.wait_terminal(task["task_id"], timeout=10)
+    assert final["state"] == "lost"
+    assert final["error"] == "The worker process running it died."
+    print(f"lost {final['_received'] - killed:.2f} s after kill -9 of the pool process")
+    # The worker replaced its pool process and keeps serving.
+    after = client.start("primes", limit=1000)
+    assert client.wait_terminal(after["task_id"], timeout=15)["result"] == 168
+
+
+def test_kill_9_of_the_worker_ends_in_lost(stack: Stack, client: ProgressClient) -> None:
+    task = client.start("simulate", duration=30, seed=5)
+    client.wait_for(task["task_id"], lambda s: s["state"] == "running")
+    os.kill(stack.worker.pid, signal.SIGKILL)
+    killed = time.time()
+    try:
+        final = client.wait_terminal(task["task_id"], timeout=10)
+        assert final["state"] == "lost"
+        assert "stopped responding" in final["error"]
+        print(f"lost {final['_received'] - killed:.2f} s after kill -9 of the worker")
+    finally:
+        stack.restart_worker("-c", "2")
+
+
+def test_redis_outage_then_every_bar_shows_the_truth(stack: Stack, client: ProgressClient) -> None:
+    short = client.start("simulate", duration=3, seed=6)  # finishes during the outage
+    long = client.start("simulate", duration=12, seed=7)  # goes on after it
+    for task in (short, long):
+        client.wait_for(task["task_id"], lambda s: s["state"] == "running")
+
+    stack.redis.stop()
+    started = time.monotonic()
+    answer = client.call("start", {"kind": "primes"})
+    assert answer["ok"] is False and answer["error"]["code"] == "unavailable"
+    assert time.monotonic() - started < 2
+    time.sleep(5)
+    stack.redis = start_redis(stack.logs, stack.redis_port, persistent=True)[0]
+    back = time.time()
+
+    final = client.wait_terminal(short["task_id"], timeout=5)
+    assert final["state"] == "succeeded" and final["percent"] == 100.0
+    print(
+        f"finished-during-outage task shown {final['_received'] - back:.2f} s after Redis returned"
+    )
+    moving = client.wait_for(long["task_id"], lambda s: s["_received"] > back, timeout=5)
+    print(f"running task moving again {moving['_received'] - back:.2f} s after Redis returned")
+    assert client.wait_terminal(long["task_id"], timeout=20)["state"] == "succeeded"
+    assert stack.web.alive()
+    after = client.start("primes", limit=10**6)
+    assert client.wait_terminal(after["task_id"], timeout=15)["result"] == 78498

@@ -1,0 +1,130 @@
+"""The store's Lua scripts and the watchdog, against a real redis-server."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from progressbar.reporter import queued_snapshot
+from progressbar.store import LimitReached, Store, connect
+from progressbar.watchdog import Watchdog
+
+
+@pytest.fixture
+def store(redis_url: str) -> Iterator[Store]:
+    client = connect(redis_url, 10)
+    yield Store(
+        client, ttl=60, prefix=f"t{secrets.token_hex(4)}", heartbeat_timeout=0.3, max_active=3
+    )
+    client.close()
+
+
+def new_task(store: Store, owner: str = "alice") -> str:
+    task_id = secrets.token_urlsafe(8)
+    store.create(task_id, owner, queued_snapshot(task_id, "simulate", time.time()))
+    return task_id
+
+
+def running(task_id: str, current: int = 5, state: str = "running", **extra: object) -> dict:
+    snapshot = queued_snapshot(task_id, "simulate", time.time())
+    return {**snapshot, "state": state, "current": current, **extra}
+
+
+def test_writes_number_states_and_nothing_follows_the_end(store: Store) -> None:
+    task_id = new_task(store)
+    assert store.write(task_id, running(task_id, 1)) == (2, False)
+    assert store.write(task_id, running(task_id, 2)) == (3, False)
+    assert store.write(task_id, running(task_id, 3, "succeeded", result=[])) == (4, False)
+    assert store.write(task_id, running(task_id, 4)) is None
+    final = store.get(task_id)
+    assert final is not None
+    assert (final["seq"], final["state"], final["result"]) == (4, "succeeded", [])
+    assert store.write("no-such-task", running("no-such-task")) is None
+
+
+def test_limit_counts_only_unfinished_tasks(store: Store) -> None:
+    ids = [new_task(store) for _ in range(3)]
+    with pytest.raises(LimitReached):
+        new_task(store)
+    new_task(store, owner="bob")  # others are not affected
+    store.write(ids[0], running(ids[0], state="failed", error="x"))
+    new_task(store)  # one finished: room for one more
+    with pytest.raises(LimitReached):
+        new_task(store)
+
+
+def test_cancel_outcomes(store: Store) -> None:
+    queued = new_task(store)
+    outcome = store.cancel(queued)
+    assert outcome is not None
+    assert outcome[0] == "cancelled" and outcome[1]["state"] == "cancelled"
+    assert outcome[1]["seq"] == 2 and outcome[1]["message"] == "Cancelled before it started"
+    assert store.write(queued, running(queued)) is None  # it never starts
+
+    active = new_task(store)
+    store.write(active, running(active))
+    outcome = store.cancel(active)
+    assert outcome is not None and outcome[0] == "requested"
+    assert outcome[1]["state"] == "running" and outcome[1]["cancel_requested"] is True
+    assert store.write(active, running(active, 6)) == (3, True)  # the reporter learns of it
+    assert store.heartbeat(active) == {active}
+    store.write(active, running(active, 6, "cancelled"))
+
+    again = store.cancel(active)
+    assert again is not None and again[0] == "finished" and again[1]["seq"] == 4
+    assert store.cancel("no-such-task") is None
+
+
+def test_a_task_without_heartbeat_is_lost_once(store: Store) -> None:
+    task_id = new_task(store)
+    store.write(task_id, running(task_id, 42))
+    assert store.expired() == []
+    assert store.lose(task_id, "gone", only_if_expired=True) is None  # deadline not passed
+    time.sleep(0.4)
+    assert store.expired() == [task_id]
+    lost = store.lose(task_id, "gone", only_if_expired=True)
+    assert lost is not None
+    assert (lost["state"], lost["error"], lost["current"], lost["seq"]) == ("lost", "gone", 42, 3)
+    assert lost["eta"] is None
+    assert store.lose(task_id, "gone", only_if_expired=True) is None  # nobody reports twice
+    assert store.expired() == []
+
+
+def test_heartbeats_keep_a_task_alive(store: Store) -> None:
+    task_id = new_task(store)
+    store.heartbeat(task_id)  # reserved by a worker, still queued
+    for _ in range(4):
+        time.sleep(0.15)
+        assert store.heartbeat(task_id) == set()
+    assert store.expired() == []
+
+
+def test_watchdog_reports_and_waits_after_an_outage(store: Store) -> None:
+    reported: list[dict] = []
+    now = [0.0]
+    dog = Watchdog(store, reported.append, timeout=0.3, clock=lambda: now[0])
+    task_id = new_task(store)
+    store.write(task_id, running(task_id))
+    time.sleep(0.4)
+
+    dog.tick()  # still in its quiet start
+    assert reported == []
+    now[0] = 1.0
+    dog.tick()
+    assert [s["task_id"] for s in reported] == [task_id]
+    assert reported[0]["state"] == "lost"
+
+    # Redis unreachable: quiet again for one timeout after it answers.
+    broken = Watchdog(
+        Store(redis.Redis(port=1, socket_connect_timeout=0.2), ttl=60, prefix=store.prefix),
+        reported.append,
+        timeout=0.3,
+        clock=lambda: now[0],
+    )
+    now[0] = 5.0
+    broken.tick()
+    assert broken._quiet_until > 5.0 + 0.3
