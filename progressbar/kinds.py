@@ -10,6 +10,9 @@ from .errors import ProtocolError
 
 @dataclass(frozen=True)
 class Param:
+    """A parameter: a number (`integer` or not) in [minimum, maximum], or, with
+    `text`, a string of at most `maximum` characters."""
+
     name: str
     label: str
     integer: bool
@@ -17,8 +20,17 @@ class Param:
     maximum: float
     default: float | None = None
     help: str = ""
+    text: bool = False
 
-    def check(self, value: Any) -> float:
+    def check(self, value: Any) -> Any:
+        if self.text:
+            if not isinstance(value, str):
+                raise ProtocolError("invalid", f"params.{self.name} must be a string")
+            if len(value) > self.maximum:
+                raise ProtocolError(
+                    "invalid", f"params.{self.name} must be at most {self.maximum:g} characters"
+                )
+            return value
         # bool is an int to Python, never to a user.
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ProtocolError("invalid", f"params.{self.name} must be a number")
@@ -63,38 +75,69 @@ class Kind:
         return checked
 
 
+SAFE_INTEGER = 2**53 - 1  # beyond this a browser cannot send an integer exactly
+
 KINDS: dict[str, Kind] = {
     kind.name: kind
     for kind in (
         Kind(
-            "simulate",
-            "Simulated job",
-            "progressbar.simulate",
-            "Advances in random steps of 3–10 points, sleeping in proportion.",
-            (
+            name="simulate",
+            title="Simulated job",
+            task="progressbar.simulate",
+            description="Advances in random steps of 3–10 points, sleeping in proportion.",
+            params=(
                 Param(
-                    "duration", "Duration (s)", False, 0.1, 3600, 30, "How long the whole run takes"
+                    "duration",
+                    "Duration (s)",
+                    integer=False,
+                    minimum=0.1,
+                    maximum=3600,
+                    default=30,
+                    help="How long the whole run takes",
                 ),
                 Param(
-                    "fail_at", "Fail at (%)", True, 1, 99, None, "Raise once progress passes this"
+                    "fail_at",
+                    "Fail at (%)",
+                    integer=True,
+                    minimum=1,
+                    maximum=99,
+                    help="Raise once progress passes this",
                 ),
                 Param(
                     "seed",
                     "Seed",
-                    True,
-                    -(2**53 - 1),
-                    2**53 - 1,
-                    None,
-                    "Makes the steps repeatable",
+                    integer=True,
+                    minimum=-SAFE_INTEGER,
+                    maximum=SAFE_INTEGER,
+                    help="Makes the steps repeatable",
+                ),
+                Param(
+                    "label",
+                    "Label",
+                    integer=False,
+                    minimum=0,
+                    maximum=80,
+                    text=True,
+                    help="Shown in each step's message",
                 ),
             ),
         ),
         Kind(
-            "primes",
-            "Count primes",
-            "progressbar.primes",
-            "Real CPU work: a segmented sieve counts the primes below a limit.",
-            (Param("limit", "Below", True, 2, 10**9, 10**6, "Count the primes below this"),),
+            name="primes",
+            title="Count primes",
+            task="progressbar.primes",
+            description="Real CPU work: a segmented sieve counts the primes below a limit.",
+            params=(
+                Param(
+                    "limit",
+                    "Below",
+                    integer=True,
+                    minimum=2,
+                    maximum=10**9,
+                    default=10**6,
+                    help="Count the primes below this",
+                ),
+            ),
         ),
     )
 }

@@ -14,18 +14,23 @@ from .errors import TaskError
 
 @shared_task(bind=True, name="progressbar.simulate")
 def simulate(
-    self: Task, duration: float = 30, fail_at: int | None = None, seed: int | None = None
+    self: Task,
+    duration: float = 30,
+    fail_at: int | None = None,
+    seed: int | None = None,
+    label: str | None = None,
 ) -> dict[str, Any]:
     """The tutorial's task: random steps to 100, sleeping in proportion."""
     started = time.monotonic()
     steps = 0
-    with progress(self, total=100, message="Starting") as p:
+    prefix = f"{label}: " if label else ""
+    with progress(self, total=100, message=f"{prefix}Starting") as p:
         for value, pause in demos.simulate_steps(duration, seed):
             demos.pause(pause, p.check)  # a cancel stops it within a fraction of a second
             if fail_at is not None and value >= fail_at:
-                raise TaskError(f"Simulated failure at {value}% (fail_at={fail_at})")
+                raise TaskError(f"{prefix}Simulated failure at {value}% (fail_at={fail_at})")
             steps += 1
-            p.update(value, message=f"Step {steps}: {value}%")
+            p.update(value, message=f"{prefix}Step {steps}: {value}%")
     return {"steps": steps, "seconds": round(time.monotonic() - started, 2)}
 
 

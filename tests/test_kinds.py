@@ -24,6 +24,8 @@ def test_defaults_are_filled_in() -> None:
 def test_good_params_pass_through() -> None:
     _, params = resolve("simulate", {"duration": 0.5, "fail_at": 50, "seed": 7})
     assert params == {"duration": 0.5, "fail_at": 50, "seed": 7}
+    _, params = resolve("simulate", {"label": "<b>x</b>"})
+    assert params == {"duration": 30, "label": "<b>x</b>"}
 
 
 @pytest.mark.parametrize(
@@ -45,6 +47,8 @@ def test_good_params_pass_through() -> None:
         ("simulate", {"fail_at": 50.5}, "invalid", "params.fail_at"),
         ("simulate", {"seed": 2**53}, "invalid", "params.seed"),
         ("simulate", {"speed": 1}, "invalid", "params.speed"),
+        ("simulate", {"label": 5}, "invalid", "params.label"),
+        ("simulate", {"label": "x" * 81}, "invalid", "params.label"),
         ("primes", {"limit": 1}, "invalid", "params.limit"),
         ("primes", {"limit": 10**9 + 1}, "invalid", "params.limit"),
     ],

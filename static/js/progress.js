@@ -34,6 +34,10 @@ class StartForm {
       // Text a number input cannot parse reads as "", so it is caught here.
       if (input.validity.badInput) throw { input, message: `${label}: enter a number.` };
       if (input.value.trim() === "") continue; // the server fills in defaults
+      if ("text" in input.dataset) {
+        params[input.name] = input.value;
+        continue;
+      }
       const value = input.valueAsNumber;
       if ("integer" in input.dataset && !Number.isSafeInteger(value)) {
         throw { input, message: `${label}: too large to send exactly; use a smaller whole number.` };
