@@ -158,3 +158,27 @@ def test_bars_resume_after_the_web_process_restarts(browser: Browser, stack_env,
     finally:
         context.close()
         web.stop()
+
+
+XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+
+
+def test_html_from_a_task_shows_as_text_and_runs_nothing(page: Page) -> None:
+    task_id = start(page, "simulate", duration=0.5, fail_at=50, seed=2, label=XSS)
+    task = card(page, task_id)
+    expect(task).to_have_attribute("data-state", "failed", timeout=10000)
+    expect(task.locator(".task-message")).to_contain_text(XSS)
+    expect(task.locator(".task-error")).to_contain_text(XSS + ": Simulated failure")
+    assert task.locator("img, script").count() == 0
+    assert page.evaluate("window.__xss") is None
+
+
+def test_cancel_button_stops_a_running_task(page: Page) -> None:
+    task_id = start(page, "simulate", duration=60, seed=4)
+    task = card(page, task_id)
+    expect(task).to_have_attribute("data-state", "running", timeout=5000)
+    task.locator(".task-cancel").click()
+    expect(task).to_have_attribute("data-state", "cancelled", timeout=3000)
+    expect(task.locator(".task-state")).to_have_text("cancelled")
+    expect(task.locator(".task-cancel")).to_be_hidden()
+    expect(task.locator(".task-dismiss")).to_be_visible()

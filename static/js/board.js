@@ -5,6 +5,9 @@ import { errorMessage } from "./connection.js";
 import { TaskCard } from "./task-card.js";
 
 const RESYNC_AFTER_MS = 5000;
+// A live bar that heard nothing for this long asks the server again: pub/sub
+// delivers at most once, and a bar must never sit frozen on a lost push.
+const STALE_AFTER_MS = 30000;
 
 /** Ids the user dismissed, kept across reloads so `list` does not bring them back. */
 export class DismissedIds {
@@ -105,8 +108,13 @@ export class TaskBoard {
     card.showActionError("");
     const answer = await this.connection.request("cancel", { task_id: card.taskId });
     card.setCancelling(false);
-    if (answer.ok) this.receive(answer.task);
-    else card.showActionError(`Could not cancel: ${errorMessage(answer)}`);
+    if (!answer.ok) {
+      card.showActionError(`Could not cancel: ${errorMessage(answer)}`);
+      return;
+    }
+    this.receive(answer.task);
+    // Same seq as shown: the request itself is news only to this card.
+    if (answer.outcome === "requested") card.markCancelRequested();
   }
 
   dismiss(card) {
@@ -127,7 +135,14 @@ export class TaskBoard {
   }
 
   tick() {
-    for (const card of this.cards.values()) card.tick();
+    const now = performance.now();
+    for (const card of this.cards.values()) {
+      card.tick();
+      if (card.active && now - card.receivedAt > STALE_AFTER_MS && this.connection?.connected) {
+        card.receivedAt = now; // one re-ask per quiet period, not one per tick
+        this.follow(card);
+      }
+    }
   }
 
   announce(card) {

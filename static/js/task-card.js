@@ -77,6 +77,12 @@ export class TaskCard {
     this.render();
   }
 
+  /** The owner asked to cancel; the task stops at its next report. */
+  markCancelRequested() {
+    this.snapshot = { ...this.snapshot, cancel_requested: true };
+    this.render();
+  }
+
   setCancelling(busy) {
     this.el.cancel.disabled = busy;
     this.el.cancel.setAttribute("aria-busy", String(busy));
@@ -91,7 +97,8 @@ export class TaskCard {
     const { el } = this;
     const active = ACTIVE_STATES.has(s.state);
     this.root.dataset.state = s.state;
-    el.state.textContent = s.state;
+    const cancelling = active && s.cancel_requested === true;
+    el.state.textContent = cancelling ? "cancelling…" : s.state;
 
     // Full when done whatever the last count said; empty rather than
     // animated when a task ended without ever knowing its total.
@@ -124,6 +131,7 @@ export class TaskCard {
     const hadFocus = this.root.contains(document.activeElement) && document.activeElement === el.cancel;
     el.cancel.hidden = !active;
     el.dismiss.hidden = active;
+    if (cancelling) this.setCancelling(true);
     if (!active) {
       this.setCancelling(false);
       if (hadFocus) el.dismiss.focus();
