@@ -46,6 +46,11 @@ def celery_init_app(app: Flask) -> Celery:
                 except TaskCancelled:
                     progress.finish("cancelled", error=None)
                     return None
+                except (SystemExit, KeyboardInterrupt):
+                    # The pool process was told to stop (a hard shutdown or a
+                    # terminate): not the task's own failure.
+                    progress.finish("lost", error="Its worker stopped before it finished.")
+                    raise
                 except BaseException as exc:
                     progress.finish("failed", error=error_message(exc))
                     raise
