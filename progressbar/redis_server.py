@@ -63,10 +63,9 @@ def main() -> None:
         str(url.port or 6379),
         "--dir",
         str(data),
-        "--save",
-        "60 1000",
+        # Task records must survive a restart, or bars would lose their truth.
         "--appendonly",
-        "no",
+        "yes",
     ]
     os.execv(binary, args)
 
