@@ -58,8 +58,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     socketio.on_namespace(ProgressNamespace(NAMESPACE))
 
-    from . import tasks  # noqa: F401  registers the demo tasks
-    from .views import bp
+    from . import (
+        api,
+        tasks,  # noqa: F401  registers the demo tasks
+        views,
+    )
 
-    app.register_blueprint(bp)
+    app.register_blueprint(views.bp)
+    app.register_blueprint(api.bp)
     return app

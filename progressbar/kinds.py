@@ -51,6 +51,7 @@ class Kind:
     task: str  # the Celery task name
     description: str
     params: tuple[Param, ...] = field(default_factory=tuple)
+    hidden: bool = False  # startable, but not offered on the page
 
     def validate(self, params: Any) -> dict[str, Any]:
         """Checked params with defaults filled in; ProtocolError('invalid') if not."""
@@ -138,6 +139,17 @@ KINDS: dict[str, Kind] = {
                     help="Count the primes below this",
                 ),
             ),
+        ),
+        Kind(
+            name="ticker",
+            title="Steady ticker",
+            task="progressbar.ticker",
+            description="Reports at a fixed rate; each message is its update's wall time.",
+            params=(
+                Param("updates", "Updates", integer=True, minimum=1, maximum=10**6, default=100),
+                Param("rate", "Per second", integer=False, minimum=0.1, maximum=1000, default=10),
+            ),
+            hidden=True,  # for benchmarks
         ),
     )
 }

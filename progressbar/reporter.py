@@ -48,8 +48,9 @@ class Progress:
     `update()` is cheap: it records the values and pushes at most once per
     `interval` seconds. The first state and the terminal state are always
     pushed; a state held back by coalescing is pushed by a background flusher
-    within one interval (`autoflush`), or by the next update. The flusher also
-    sends a heartbeat when nothing was pushed for `heartbeat_interval`.
+    (`autoflush`) the moment its interval ends, or by the next update. The
+    flusher also sends a heartbeat when nothing was pushed for
+    `heartbeat_interval`.
 
     When the owner cancels, the next `update()`, `advance()`, `check()` or
     step of `iter()` raises TaskCancelled: the task stops cooperatively.
@@ -104,6 +105,10 @@ class Progress:
         self._dirty = False
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        # Set by the first update held back in a window; the flusher then
+        # pushes it the moment the window closes.
+        self._wake = threading.Event()
+        self._wake_pending = False
         self._flusher: threading.Thread | None = None
         self._autoflush = autoflush
         self.last_snapshot: dict[str, Any] | None = None
@@ -123,6 +128,8 @@ class Progress:
             self.flush()
         else:
             self._dirty = True
+            if not self._wake_pending:
+                self._request_flush()
         if self.cancel_requested:
             raise TaskCancelled
 
@@ -156,6 +163,8 @@ class Progress:
                     raise TaskCancelled
             else:
                 self._dirty = True
+                if not self._wake_pending:
+                    self._request_flush()
 
     def __enter__(self) -> Progress:
         self.start()
@@ -176,7 +185,10 @@ class Progress:
             if push:
                 self.flush()
             else:
+                # Pushed one interval from now, unless the task pushes first.
                 self._dirty = True
+                self._last_push = self._clock()
+                self._request_flush()
         if self._autoflush and self._flusher is None:
             self._flusher = threading.Thread(
                 target=self._flush_loop, name=f"progress-{self.task_id}", daemon=True
@@ -192,6 +204,7 @@ class Progress:
         retried, with backoff, for up to `final_push_patience` seconds.
         """
         self._stop.set()
+        self._wake.set()
         with self._lock:
             if self.state != "running":
                 return self.last_snapshot
@@ -222,14 +235,28 @@ class Progress:
 
     # -- internals --------------------------------------------------------
 
+    def _request_flush(self) -> None:
+        self._wake_pending = True
+        self._wake.set()
+
     def _flush_loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            now = self._clock()
-            if self._dirty and now - self._last_push >= self.interval:
-                self.flush()
+        while True:
+            woken = self._wake.wait(self.heartbeat_interval)
+            if self._stop.is_set():
+                return
+            if woken:
+                self._wake.clear()
+                # Hold the state back until its coalescing window closes.
+                delay = self._last_push + self.interval - self._clock()
+                if delay > 0 and self._stop.wait(delay):
+                    return
+                # Reset before looking: a later update then wakes us again.
+                self._wake_pending = False
+                if self._dirty:
+                    self.flush()
             elif (
                 self._heartbeat is not None
-                and now - max(self._last_push, self._last_beat) >= self.heartbeat_interval
+                and self._clock() - max(self._last_push, self._last_beat) >= self.heartbeat_interval
             ):
                 self._beat()
 

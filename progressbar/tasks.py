@@ -39,3 +39,14 @@ def primes(self: Task, limit: int = 10**6) -> int:
     """Real CPU work: the number of primes below `limit`."""
     with progress(self, total=limit, message=f"Sieving below {limit:,}") as p:
         return demos.count_primes(limit, report=p.update)
+
+
+@shared_task(bind=True, name="progressbar.ticker")
+def ticker(self: Task, updates: int = 100, rate: float = 10) -> int:
+    """Steady updates for benchmarks: each message is the wall time of its update()."""
+    with progress(self, total=updates) as p:
+        started = time.monotonic()
+        for i in range(1, updates + 1):
+            demos.pause(started + i / rate - time.monotonic(), p.check)
+            p.update(i, message=f"{time.time():.6f}")
+    return updates

@@ -27,7 +27,7 @@ def ensure_identity() -> None:
 
 @bp.get("/")
 def index() -> str:
-    return render_template("index.html", kinds=list(KINDS.values()))
+    return render_template("index.html", kinds=[k for k in KINDS.values() if not k.hidden])
 
 
 @bp.get("/vendor/<path:filename>")

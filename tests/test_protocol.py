@@ -252,3 +252,26 @@ def test_states_are_from_the_documented_set(connect, cookie) -> None:
     task = client.start("primes", limit=50_000)
     client.wait_terminal(task["task_id"])
     assert {p["state"] for p in client.pushes_for(task["task_id"])} <= {"running"} | TERMINAL
+
+
+def test_http_api_reads_the_same_snapshots_with_the_same_ownership(connect, web) -> None:
+    import requests
+
+    from tests.stack import identity_cookie
+
+    cookie = identity_cookie(web)
+    client = connect(cookie)
+    task = client.start("primes", limit=1000)
+    final = client.wait_terminal(task["task_id"])
+    mine = requests.get(f"{web}/api/tasks/{task['task_id']}", headers={"Cookie": cookie}, timeout=5)
+    assert mine.status_code == 200 and mine.json() == {"ok": True, "task": final_without(final)}
+    listed = requests.get(f"{web}/api/tasks", headers={"Cookie": cookie}, timeout=5).json()
+    assert [t["task_id"] for t in listed["tasks"]] == [task["task_id"]]
+
+    stranger = requests.get(f"{web}/api/tasks/{task['task_id']}", timeout=5)
+    assert stranger.status_code == 404
+    assert stranger.json()["error"]["code"] == "not_found"
+
+
+def final_without(snapshot: dict) -> dict:
+    return {k: v for k, v in snapshot.items() if k != "_received"}

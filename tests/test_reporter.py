@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -334,3 +335,19 @@ def test_the_final_push_gives_up_after_its_patience(clock: Clock) -> None:
     )
     assert p.finish("failed", error="x") is None
     assert clock.now >= 1010
+
+
+def test_the_flusher_pushes_a_held_back_state_when_its_window_closes() -> None:
+    sink = Sink()
+    p = Progress("t1", "simulate", sink, total=10, interval=0.2)
+    p.start()  # pushes the first state
+    p.update(1)
+    p.update(2)  # both held back: the window of the first push is open
+    assert [s["current"] for s in sink.pushed] == [0]
+    deadline = time.monotonic() + 2
+    while len(sink.pushed) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    p.finish("succeeded", result=None)
+    assert [s["current"] for s in sink.pushed] == [0, 2, 2]
+    held = sink.pushed[1]["updated_at"] - sink.pushed[0]["updated_at"]
+    assert 0.19 <= held < 1.0  # not before the window closed, not a full idle period late
