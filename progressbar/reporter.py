@@ -247,13 +247,22 @@ class Progress:
             if woken:
                 self._wake.clear()
                 # Hold the state back until its coalescing window closes.
-                delay = self._last_push + self.interval - self._clock()
+                window_end = self._last_push + self.interval
+                delay = window_end - self._clock()
                 if delay > 0 and self._stop.wait(delay):
                     return
                 # Reset before looking: a later update then wakes us again.
                 self._wake_pending = False
                 if self._dirty:
-                    self.flush()
+                    with self._lock:
+                        if self.state == "running":
+                            now = self._clock()
+                            self._push(now, {})
+                            # The next window starts where this one ended, not
+                            # when this thread woke: a little lateness on every
+                            # wake must not push each later window further back.
+                            if now - window_end < self.interval / 10:
+                                self._last_push = window_end
             elif (
                 self._heartbeat is not None
                 and self._clock() - max(self._last_push, self._last_beat) >= self.heartbeat_interval

@@ -35,7 +35,7 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: fl
         try:
             result = check()
         except Exception as exc:  # not up yet
-            result, error = None, exc
+            result, error = None, exc  # type: ignore[assignment]
         else:
             error = None
         if result:

@@ -1,0 +1,101 @@
+"""`python -m bench [--quick]`: run every scenario on the real stack, print one table,
+write the figures as JSON and draw the plots.
+
+The full run takes about five minutes on a 2-core machine; `--quick` is a
+seconds-long smoke run of the same code (figures not meaningful).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import fanout, scenarios
+from bench.report import plot, table
+from bench.stack import BenchStack
+
+FULL = {
+    "latency_updates": 300,
+    "browser_updates": 100,
+    "reporter_calls": 1_000_000,
+    "update_state_calls": 5_000,
+    "idle_seconds": 60,
+    "fanout": [100, 250, 500, 1000],
+    "fanout_seconds": 15,
+    "poll_watchers": 100,
+    "poll_seconds": 20,
+}
+QUICK = {
+    "latency_updates": 20,
+    "browser_updates": 20,
+    "reporter_calls": 100_000,
+    "update_state_calls": 200,
+    "idle_seconds": 2,
+    "fanout": [20, 50],
+    "fanout_seconds": 2,
+    "poll_watchers": 10,
+    "poll_seconds": 2,
+}
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
+    return f"{os.cpu_count()} cores ({cpu}), {memory} GiB, Python {platform.python_version()}"
+
+
+def run(sizes: dict[str, Any]) -> dict[str, Any]:
+    results: dict[str, Any] = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M")}
+    # The worker as users run it: prefork, 8 processes.
+    with BenchStack() as stack:
+        results["latency"] = scenarios.socketio_latency(stack, sizes["latency_updates"])
+        results["browser"] = scenarios.browser_latency(stack, sizes["browser_updates"])
+        results["reporter"] = scenarios.reporter_cost(
+            stack, sizes["reporter_calls"], sizes["update_state_calls"]
+        )
+        results["idle"] = scenarios.idle_bar(stack, sizes["idle_seconds"])
+    # Hundreds of sleeping tickers: a thread pool, and no per-identity limit.
+    many = BenchStack(("--pool", "threads", "-c", "120"), {"MAX_ACTIVE_TASKS": "100000"})
+    with many as stack:
+        results["fanout"] = [
+            fanout.fanout(stack, w, max(1, w // 10), 5, sizes["fanout_seconds"])
+            for w in sizes["fanout"]
+        ]
+        results["push_vs_poll"] = fanout.push_vs_poll(
+            stack, sizes["poll_watchers"], 10, sizes["poll_seconds"]
+        )
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="seconds-long smoke run")
+    parser.add_argument("--out", type=Path, default=Path("docs/bench"))
+    args = parser.parse_args()
+    results = run(QUICK if args.quick else FULL)
+    results["quick"] = args.quick
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = "quick" if args.quick else "results"
+    print(table(results))
+    slim = json.loads(json.dumps(results, default=str))
+    for section in [slim["latency"], slim["browser"], *slim["fanout"]]:
+        section.pop("samples_ms", None)
+    (args.out / f"{name}.json").write_text(json.dumps(slim, indent=2) + "\n")
+    plot(results, args.out / f"{name}.png")
+    print(f"\nwrote {args.out / f'{name}.json'} and {args.out / f'{name}.png'}")
+
+
+if __name__ == "__main__":
+    main()

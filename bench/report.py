@@ -1,0 +1,128 @@
+"""The benchmark's table (against the targets) and its plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _check(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(scenario, figures, target, met?) for each scenario."""
+    lat, browser, rep, idle, pvp = (
+        r["latency"],
+        r["browser"],
+        r["reporter"],
+        r["idle"],
+        r["push_vs_poll"],
+    )
+    big = r["fanout"][-1]
+    out = [
+        (
+            "1 task, 1 watcher, 10 updates/s (Socket.IO)",
+            f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms "
+            f"(n={lat['n']})",
+            "p50 <= 1.5 ms, p99 <= 5 ms",
+            _check(lat["p50_ms"] <= 1.5 and lat["p99_ms"] <= 5),
+        ),
+        (
+            "same, in Chromium (update -> DOM)",
+            f"p50 {browser['p50_ms']} ms, p99 {browser['p99_ms']} ms, max {browser['max_ms']} ms "
+            f"(n={browser['n']})",
+            "p50 <= 5 ms, p99 <= 20 ms",
+            _check(browser["p50_ms"] <= 5 and browser["p99_ms"] <= 20),
+        ),
+        (
+            f"fan-out: {big['watchers']} watchers, {big['tasks']} tasks x 5 updates/s",
+            f"{big['deliveries_per_s']}/s delivered (of {big['expected_per_s']}), "
+            f"p50 {big['p50_ms']} ms, p99 {big['p99_ms']} ms, lost {big['lost']}, "
+            f"web RSS {big['web_rss_mb']} MB, web CPU {big['web_cpu']:.0%}, "
+            f"load generator CPU {big['load_generator_cpu']:.0%}",
+            ">= 5,000/s, p99 <= 100 ms, 0 lost",
+            _check(big["deliveries_per_s"] >= 5000 and big["p99_ms"] <= 100 and big["lost"] == 0),
+        ),
+        (
+            f"reporter hot loop ({rep['calls']:,} update() calls)",
+            f"{rep['ours_ns']} ns/call; tqdm {rep['tqdm_ns']} ns ({rep['ours_vs_tqdm']}x); "
+            f"update_state {rep['update_state_ns']:,.0f} ns ({rep['update_state_vs_ours']:,.0f}x "
+            f"ours); {rep['pushes']} pushes",
+            "<= 1.0x tqdm; >= 100x cheaper than update_state",
+            _check(rep["ours_vs_tqdm"] <= 1.0 and rep["update_state_vs_ours"] >= 100),
+        ),
+        (
+            f"idle open bar for {idle['seconds']:g} s",
+            f"{idle['app_messages']} application messages; transport: {idle['transport_packets']} "
+            f"packets, {idle['transport_bytes']} bytes",
+            "0 messages (pings aside)",
+            _check(idle["app_messages"] == 0),
+        ),
+        (
+            f"push vs polling every 500 ms ({pvp['watchers']} watchers, {pvp['tasks']} tasks)",
+            f"push p50 {pvp['push']['p50_ms']} ms vs poll p50 {pvp['poll']['p50_ms']} ms "
+            f"({pvp['latency_ratio']}x); web CPU per watcher: push "
+            f"{pvp['push']['web_cpu_ms_per_watcher_s']} vs poll "
+            f"{pvp['poll']['web_cpu_ms_per_watcher_s']} ms/s",
+            "push latency >= 100x lower, CPU per watcher lower",
+            _check(pvp["latency_ratio"] >= 100 and pvp["cpu_ratio"] > 1),
+        ),
+    ]
+    return out
+
+
+def table(r: dict[str, Any]) -> str:
+    lines = [f"progressbar benchmarks on {r['machine']} ({r['started']})", ""]
+    lines.append("| scenario | measured | target | |")
+    lines.append("|---|---|---|---|")
+    for scenario, figures, target, met in rows(r):
+        lines.append(f"| {scenario} | {figures} | {target} | {met} |")
+    lines.append("")
+    lines.append(
+        "fan-out by watchers: "
+        + "; ".join(
+            f"{f['watchers']}: {f['deliveries_per_s']}/s p50 {f['p50_ms']} p99 {f['p99_ms']} ms "
+            f"lost {f['lost']}"
+            for f in r["fanout"]
+        )
+    )
+    return "\n".join(lines)
+
+
+def plot(r: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    series = [
+        ("Socket.IO client", r["latency"]["samples_ms"]),
+        ("Chromium DOM", r["browser"]["samples_ms"]),
+        (f"fan-out, {r['fanout'][-1]['watchers']} watchers", r["fanout"][-1]["samples_ms"]),
+    ]
+    for label, samples in series:
+        if samples:
+            values = sorted(samples)
+            fractions = [(i + 1) / len(values) for i in range(len(values))]
+            left.plot(values, fractions, label=f"{label} (n={len(values)})")
+    left.set_xscale("log")
+    left.set_xlabel("latency, update() to delivery (ms, log)")
+    left.set_ylabel("fraction of updates")
+    left.set_title("Latency distribution")
+    left.grid(True, which="both", alpha=0.3)
+    left.legend()
+
+    watchers = [f["watchers"] for f in r["fanout"]]
+    right.plot(watchers, [f["p50_ms"] for f in r["fanout"]], "o-", label="p50")
+    right.plot(watchers, [f["p99_ms"] for f in r["fanout"]], "s-", label="p99")
+    right.set_xlabel("connected watchers (10 per task, 5 updates/s each)")
+    right.set_ylabel("latency (ms)")
+    right.set_title("Latency against watchers, one web process")
+    right.grid(True, alpha=0.3)
+    right.legend()
+    fig.suptitle(f"progressbar on {r['machine']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

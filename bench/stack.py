@@ -1,0 +1,54 @@
+"""The real stack for a benchmark run: redis-server, one web process, one worker."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from tests.stack import Process, free_port, start_redis, start_web, start_worker
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@dataclass
+class BenchStack:
+    """Started on enter, stopped on exit. `worker_args` picks the pool."""
+
+    worker_args: tuple[str, ...] = ()
+    env_extra: dict[str, str] = field(default_factory=dict)
+
+    def __enter__(self) -> BenchStack:
+        self.logs = Path(tempfile.mkdtemp(prefix="progressbar-bench-"))
+        self.redis, self.redis_url = start_redis(self.logs)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("FLASK_")}
+        self.env.update(REDIS_URL=self.redis_url, SECRET_KEY="bench", **self.env_extra)
+        self.worker = start_worker(self.env, self.logs, "bench", *self.worker_args)
+        port = free_port()
+        self.web: Process = start_web([sys.executable, "app.py"], self.env, port, self.logs, "web")
+        self.base_url = f"http://127.0.0.1:{port}"
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.web.stop()
+        self.worker.stop()
+        self.redis.stop()
