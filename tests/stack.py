@@ -32,12 +32,11 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: fl
     """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
+        error: Exception | None = None
         try:
             result = check()
         except Exception as exc:  # not up yet
-            result, error = None, exc  # type: ignore[assignment]
-        else:
-            error = None
+            result, error = None, exc
         if result:
             return result
         if time.monotonic() > deadline:
