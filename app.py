@@ -6,6 +6,7 @@ if __name__ == "__main__":
 
     eventlet.monkey_patch()
 
+import gc  # noqa: E402
 import socket  # noqa: E402
 
 from progressbar import create_app, socketio  # noqa: E402
@@ -24,6 +25,10 @@ def serve() -> None:
             self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             super().setup()
 
+    # Everything built so far lives as long as the process: keep it out of the
+    # garbage collector's full passes, which otherwise stall every connection
+    # for tens of milliseconds once a thousand clients are connected.
+    gc.freeze()
     socketio.run(app, host=app.config["HOST"], port=app.config["PORT"], protocol=NoDelayProtocol)
 
 

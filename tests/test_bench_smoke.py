@@ -1,0 +1,25 @@
+"""The benchmark command runs from start to end (quick sizes; its figures are not judged)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.stack import ROOT
+
+
+def test_bench_quick_writes_table_json_and_plot(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "| scenario | measured | target |" in run.stdout
+    results = json.loads((tmp_path / "quick.json").read_text())
+    assert {"latency", "browser", "reporter", "idle", "fanout", "push_vs_poll"} <= set(results)
+    assert results["latency"]["n"] > 10 and results["browser"]["n"] > 10
+    assert results["idle"]["app_messages"] == 0
+    assert all(f["lost"] == 0 for f in results["fanout"])
+    assert (tmp_path / "quick.png").read_bytes().startswith(b"\x89PNG")
