@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Protocol
 
@@ -20,21 +21,30 @@ class Emitter(Protocol):
 
 
 class Publisher:
-    """The reporter's `publish`: the snapshot lands in Redis before anyone hears of it."""
+    """The reporter's `publish`: the snapshot lands in Redis before anyone hears of it.
 
-    def __init__(self, store: Store, emitter: Emitter) -> None:
+    Given the write-only Socket.IO `queue` (a worker's), the store's script
+    publishes the push itself, in the same round trip as the write.
+    """
+
+    def __init__(
+        self, store: Store, emitter: Emitter, queue: socketio.RedisManager | None = None
+    ) -> None:
         self.store = store
         self.emitter = emitter
+        self.queue = queue
 
     def __call__(self, task_id: str, snapshot: dict[str, Any]) -> dict[str, Any] | None:
-        stored = self.store.write(task_id, snapshot)
+        publish = queue_message_parts(self.queue, task_id) if self.queue else None
+        stored = self.store.write(task_id, snapshot, publish)
         if stored is None:
             return None
         seq, cancel = stored
         snapshot = {**snapshot, "seq": seq}
         if cancel and snapshot["state"] not in TERMINAL_STATES:
             snapshot["cancel_requested"] = True
-        self.emit(snapshot)
+        if publish is None:
+            self.emit(snapshot)
         return snapshot
 
     def emit(self, snapshot: dict[str, Any]) -> None:
@@ -49,6 +59,28 @@ class Publisher:
         """Open the connections now rather than on the first push."""
         self.store.warm_up()
         self.emitter.emit("warm-up", None, namespace=NAMESPACE, to="warm-up")
+
+
+_SNAPSHOT = "__progressbar_snapshot__"
+
+
+def queue_message_parts(queue: socketio.RedisManager, task_id: str) -> tuple[str, str, str]:
+    """(channel, text before, text after) of the queue message that emits a
+    `progress` snapshot to `task_id`'s room: what python-socketio's
+    PubSubManager.emit publishes (pinned 5.x format), split around the data."""
+    message = {
+        "method": "emit",
+        "event": "progress",
+        "data": [_SNAPSHOT],
+        "binary": False,
+        "namespace": NAMESPACE,
+        "room": task_id,
+        "skip_sid": None,
+        "callback": None,
+        "host_id": queue.host_id,
+    }
+    before, after = json.dumps(message, separators=(",", ":")).split(json.dumps(_SNAPSHOT))
+    return queue.channel, before, after
 
 
 def queue_manager(app: Flask, write_only: bool) -> socketio.RedisManager:
@@ -77,10 +109,11 @@ def external_publisher(app: Flask) -> Publisher:
     key = f"progressbar.publisher.{os.getpid()}"
     publisher = app.extensions.get(key)
     if publisher is None:
+        queue = queue_manager(app, write_only=True)
         emitter = SocketIO(
-            message_queue=app.config["REDIS_URL"],
-            client_manager=queue_manager(app, write_only=True),
-            async_mode="threading",
+            message_queue=app.config["REDIS_URL"], client_manager=queue, async_mode="threading"
         )
-        publisher = app.extensions[key] = Publisher(app.extensions["progress_store"], emitter)
+        publisher = app.extensions[key] = Publisher(
+            app.extensions["progress_store"], emitter, queue
+        )
     return publisher

@@ -46,7 +46,7 @@ class Progress:
     """Reports one task's progress.
 
     `update()` is cheap: it records the values and pushes at most once per
-    `interval` seconds. The first state and the terminal state are always
+    `interval`-long window. The first state and the terminal state are always
     pushed; a state held back by coalescing is pushed by a background flusher
     (`autoflush`) the moment its interval ends, or by the next update. The
     flusher also sends a heartbeat when nothing was pushed for
@@ -172,8 +172,9 @@ class Progress:
 
     def __exit__(self, *exc_info: object) -> None:
         # The terminal state carries the task's result, which only the task
-        # runner knows; here the latest state is made visible.
-        if self._dirty:
+        # runner knows. Here the latest state is pushed if its window allows;
+        # otherwise the flusher, or the terminal state right after, carries it.
+        if self._dirty and self._clock() - self._last_push >= self.interval:
             self.flush()
 
     # -- lifecycle --------------------------------------------------------
@@ -247,27 +248,30 @@ class Progress:
             if woken:
                 self._wake.clear()
                 # Hold the state back until its coalescing window closes.
-                window_end = self._last_push + self.interval
-                delay = window_end - self._clock()
+                delay = self._last_push + self.interval - self._clock()
                 if delay > 0 and self._stop.wait(delay):
                     return
                 # Reset before looking: a later update then wakes us again.
                 self._wake_pending = False
                 if self._dirty:
-                    with self._lock:
-                        if self.state == "running":
-                            now = self._clock()
-                            self._push(now, {})
-                            # The next window starts where this one ended, not
-                            # when this thread woke: a little lateness on every
-                            # wake must not push each later window further back.
-                            if now - window_end < self.interval / 10:
-                                self._last_push = window_end
+                    self.flush()
             elif (
                 self._heartbeat is not None
                 and self._clock() - max(self._last_push, self._last_beat) >= self.heartbeat_interval
             ):
                 self._beat()
+
+    def _window_start(self, now: float) -> float:
+        """Where the window of a push at `now` starts.
+
+        Windows follow each other on a fixed grid while updates keep coming
+        (a push up to a tenth of an interval late still starts its window on
+        the grid), so small lateness never accumulates: a steady stream of one
+        update per interval passes without being held back. After a pause a
+        new grid starts at the push.
+        """
+        on_grid = self._last_push + self.interval
+        return on_grid if 0 <= now - on_grid < self.interval / 10 else now
 
     def _beat(self) -> None:
         assert self._heartbeat is not None
@@ -282,7 +286,7 @@ class Progress:
         self, now: float, extra: dict[str, Any], raise_errors: bool = False
     ) -> dict[str, Any] | None:
         self._dirty = False
-        self._last_push = now
+        self._last_push = self._window_start(now)
         snapshot = self.snapshot(now)
         snapshot.update(extra)
         try:

@@ -70,9 +70,11 @@ return 1
 )
 
 # A new snapshot from the task's reporter. ARGV: prefix, id, snapshot JSON
-# without seq, its state, ttl, heartbeat timeout. Refused (seq 0) when the
-# record is gone or already terminal: a late update never resurrects a bar.
-# Returns {seq, cancel requested (0/1)}.
+# without seq, its state, ttl, heartbeat timeout, and optionally the Socket.IO
+# queue channel with the queue message's text before and after the snapshot:
+# then the push is published from here, saving the worker a round trip.
+# Refused (seq 0) when the record is gone or already terminal: a late update
+# never resurrects a bar. Returns {seq, cancel requested (0/1)}.
 WRITE = (
     PRELUDE
     + """
@@ -92,6 +94,9 @@ if is_terminal(state) then
   forget_live(id, redis.call('HGET', key, 'owner'))
 else
   redis.call('ZADD', prefix .. ':live', now() + tonumber(ARGV[6]), id)
+end
+if ARGV[7] and ARGV[7] ~= '' then
+  redis.call('PUBLISH', ARGV[7], ARGV[8] .. snapshot .. ARGV[9])
 end
 return {seq, cancel}
 """

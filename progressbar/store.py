@@ -100,11 +100,23 @@ class Store:
         pipe.srem(f"{self.prefix}:active:{owner}", task_id)
         pipe.execute()
 
-    def write(self, task_id: str, snapshot: dict[str, Any]) -> tuple[int, bool] | None:
+    def write(
+        self,
+        task_id: str,
+        snapshot: dict[str, Any],
+        publish: tuple[str, str, str] | None = None,
+    ) -> tuple[int, bool] | None:
         """Store a new snapshot: (seq, cancel requested), or None if the task is
-        gone or already finished."""
+        gone or already finished. With `publish` (channel, text before and
+        after the snapshot), the stored snapshot is also published there."""
         seq, cancel = self._run(
-            "WRITE", task_id, dumps(snapshot), snapshot["state"], self.ttl, self.heartbeat_timeout
+            "WRITE",
+            task_id,
+            dumps(snapshot),
+            snapshot["state"],
+            self.ttl,
+            self.heartbeat_timeout,
+            *(publish or ()),
         )
         return (int(seq), bool(cancel)) if seq else None
 

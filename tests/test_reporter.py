@@ -83,12 +83,22 @@ def test_final_state_is_never_dropped(clock: Clock, sink: Sink) -> None:
     )
 
 
-def test_context_exit_flushes_the_pending_state(clock: Clock, sink: Sink) -> None:
+def test_context_exit_pushes_the_pending_state_when_its_window_allows(
+    clock: Clock, sink: Sink
+) -> None:
     with reporter(clock, sink, total=2) as p:
-        p.update(1)
+        p.update(1)  # held back: entering pushed the first state just now
         p.update(2)
-    assert sink.pushed[-1]["current"] == 2
-    assert sink.pushed[-1]["state"] == "running"
+    assert [s["current"] for s in sink.pushed] == [0]  # the window is still open
+    p.finish("succeeded", result=None)
+    assert sink.pushed[-1]["current"] == 2  # the terminal state carries it
+
+    other = Sink()
+    with reporter(clock, other, total=2) as q:
+        q.update(1)
+        q.update(2)
+        clock.tick(0.2)
+    assert other.pushed[-1]["current"] == 2 and other.pushed[-1]["state"] == "running"
 
 
 def test_nothing_is_pushed_after_the_terminal_state(clock: Clock, sink: Sink) -> None:
