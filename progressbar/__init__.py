@@ -10,6 +10,7 @@ from flask_socketio import SocketIO
 
 from . import config
 from .celery_app import celery_init_app, progress
+from .cli import progress_cli
 from .errors import TaskError
 from .namespace import ProgressNamespace
 from .publisher import NAMESPACE, queue_manager
@@ -66,4 +67,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(views.bp)
     app.register_blueprint(api.bp)
+    app.cli.add_command(progress_cli)
     return app

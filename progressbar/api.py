@@ -1,19 +1,28 @@
-"""The HTTP JSON API: the same tasks, identities and errors as the Socket.IO protocol.
+"""The HTTP JSON API: the same operations, identities, validation and error codes
+as the Socket.IO protocol, for clients without Socket.IO and for scripts.
 
-For clients without Socket.IO and for scripts. Reads only, for now.
+State-changing requests must be JSON (`Content-Type: application/json`, which a
+cross-site form cannot send without a CORS preflight we never grant) and must
+not come from a foreign `Origin`; the session cookie is SameSite=Lax besides.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, jsonify
-from redis.exceptions import RedisError
+from flask import Blueprint, current_app, jsonify, request, url_for
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from .errors import ProtocolError, not_found
+from . import service
+from .errors import ProtocolError
 from .identity import current_identity
-from .store import Store
+from .openapi import openapi_document
+from .publisher import NAMESPACE
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -27,30 +36,94 @@ STATUS = {
 }
 
 
-def _store() -> Store:
-    return current_app.extensions["progress_store"]
+def error(code: str, message: str, status: int | None = None) -> tuple[Response, int]:
+    return jsonify(ProtocolError(code, message).answer()), status or STATUS[code]
 
 
 @bp.errorhandler(ProtocolError)
 def protocol_error(exc: ProtocolError) -> tuple[Response, int]:
-    return jsonify(exc.answer()), STATUS[exc.code]
+    return error(exc.code, exc.message)
 
 
-@bp.errorhandler(RedisError)
-def redis_error(exc: RedisError) -> tuple[Response, int]:
-    return protocol_error(ProtocolError("unavailable", "the task service is unreachable"))
+@bp.errorhandler(HTTPException)
+def http_error(exc: HTTPException) -> tuple[Response, int]:
+    code = "not_found" if exc.code == 404 else "invalid"
+    response, status = error(code, exc.description or exc.name, exc.code)
+    allowed = getattr(exc, "valid_methods", None)
+    if allowed:
+        response.headers["Allow"] = ", ".join(allowed)
+    return response, status
+
+
+@bp.errorhandler(Exception)
+def unexpected(exc: Exception) -> tuple[Response, int]:
+    if isinstance(exc, service.UNAVAILABLE):
+        log.warning("api: backend unreachable", exc_info=True)
+        return error("unavailable", "the task service is unreachable, try again")
+    log.exception("api: unexpected error")
+    return error("internal", "unexpected server error")
+
+
+def _same_origin(origin: str) -> bool:
+    allowed = current_app.config["ALLOWED_ORIGINS"]
+    own = urlsplit(request.host_url)
+    theirs = urlsplit(origin)
+    return (theirs.scheme, theirs.netloc) == (own.scheme, own.netloc) or origin in allowed
+
+
+@bp.before_request
+def guard_state_changes() -> tuple[Response, int] | None:
+    if request.method != "POST":
+        return None
+    origin = request.headers.get("Origin")
+    if origin is not None and not _same_origin(origin):
+        return error("invalid", "cross-site request refused", 403)
+    if not request.is_json:
+        return error("invalid", "send JSON (Content-Type: application/json)", 415)
+    return None
+
+
+def _json_body() -> Any:
+    body = request.get_json(silent=True)
+    if body is None and request.get_data():
+        raise ProtocolError("invalid", "the body is not valid JSON")
+    return body
+
+
+def _emit(snapshot: dict[str, Any]) -> None:
+    socketio = current_app.extensions["socketio"]
+    socketio.emit("progress", snapshot, namespace=NAMESPACE, to=snapshot["task_id"])
+
+
+@bp.post("/tasks")
+def start_task() -> tuple[Response, int, dict[str, str]]:
+    """Start a task: 202, its SNAPSHOT, and where to follow it."""
+    snapshot = service.start_task(_json_body(), current_identity())
+    location = url_for("api.get_task", task_id=snapshot["task_id"])
+    return jsonify({"ok": True, "task": snapshot}), 202, {"Location": location}
 
 
 @bp.get("/tasks")
 def list_tasks() -> dict[str, Any]:
     """This identity's tasks, newest first."""
-    return {"ok": True, "tasks": _store().list(current_identity())}
+    return {"ok": True, "tasks": service.store().list(current_identity())}
 
 
 @bp.get("/tasks/<task_id>")
 def get_task(task_id: str) -> dict[str, Any]:
     """One task's SNAPSHOT; another identity's task is not found, as a missing one."""
-    snapshot = _store().get_owned(task_id, current_identity())
-    if snapshot is None:
-        raise not_found()
-    return {"ok": True, "task": snapshot}
+    return {"ok": True, "task": service.get_task(task_id, current_identity())}
+
+
+@bp.post("/tasks/<task_id>/cancel")
+def cancel_task(task_id: str) -> dict[str, Any]:
+    """Cancel a task: its SNAPSHOT, the outcome and a message, as the `cancel` event."""
+    service.fields(_json_body(), set())
+    task_id = service.checked_task_id(task_id)
+    return {"ok": True, **service.cancel_task(task_id, current_identity(), _emit)}
+
+
+@bp.get("/openapi.json")
+def openapi() -> dict[str, Any]:
+    """The OpenAPI 3.1 description of this API."""
+    return openapi_document()

@@ -4,36 +4,24 @@ from __future__ import annotations
 
 import functools
 import logging
-import secrets
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 from flask import current_app
 from flask_socketio import Namespace, join_room, leave_room
-from kombu.exceptions import OperationalError
-from redis.exceptions import RedisError
 
-from . import kinds
+from . import service
 from .errors import ProtocolError, not_found
 from .identity import current_identity
 from .publisher import NAMESPACE
-from .reporter import queued_snapshot
-from .store import LimitReached, Store
+from .service import UNAVAILABLE, fields, task_id_of
+from .store import Store
 from .watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
 Answer = dict[str, Any]
-
-MAX_TASK_ID = 64
-
-CANCEL_MESSAGES = {
-    "cancelled": "Cancelled before it started.",
-    "requested": "Cancel requested: the task stops at its next progress report.",
-    "finished": "The task had already finished; nothing changed.",
-}
 
 
 def answered(handler: Callable[[Any, Any], Answer]) -> Callable[..., Answer]:
@@ -47,7 +35,7 @@ def answered(handler: Callable[[Any, Any], Answer]) -> Callable[..., Answer]:
             return {"ok": True, **handler(self, args[0] if args else None)}
         except ProtocolError as exc:
             return exc.answer()
-        except (RedisError, OperationalError, OSError):
+        except UNAVAILABLE:
             log.warning("%s: backend unreachable", handler.__name__, exc_info=True)
             return ProtocolError(
                 "unavailable", "the task service is unreachable, try again"
@@ -57,25 +45,6 @@ def answered(handler: Callable[[Any, Any], Answer]) -> Callable[..., Answer]:
             return ProtocolError("internal", "unexpected server error").answer()
 
     return wrapper
-
-
-def fields(payload: Any, allowed: set[str]) -> dict[str, Any]:
-    """The payload as a dict with no field outside `allowed`."""
-    if payload is None:
-        payload = {}
-    if not isinstance(payload, dict):
-        raise ProtocolError("invalid", "payload must be an object")
-    for name in payload:
-        if name not in allowed:
-            raise ProtocolError("invalid", f"unknown field {str(name)[:40]!r}")
-    return payload
-
-
-def task_id_of(payload: Any) -> str:
-    task_id = fields(payload, {"task_id"}).get("task_id")
-    if not isinstance(task_id, str) or not 0 < len(task_id) <= MAX_TASK_ID:
-        raise ProtocolError("invalid", "task_id must be a non-empty string")
-    return task_id
 
 
 class ProgressNamespace(Namespace):
@@ -115,26 +84,7 @@ class ProgressNamespace(Namespace):
 
     @answered
     def on_start(self, payload: Any) -> Answer:
-        payload = fields(payload, {"kind", "params"})
-        kind, params = kinds.resolve(payload.get("kind"), payload.get("params"))
-        owner = current_identity()
-        task_id = secrets.token_urlsafe(18)
-        try:
-            snapshot = self.store.create(
-                task_id, owner, queued_snapshot(task_id, kind.name, time.time())
-            )
-        except LimitReached:
-            limit = current_app.config["MAX_ACTIVE_TASKS"]
-            raise ProtocolError(
-                "limit", f"you already have {limit} unfinished tasks; wait or cancel one"
-            ) from None
-        join_room(task_id)
-        try:
-            current_app.extensions["celery"].send_task(kind.task, kwargs=params, task_id=task_id)
-        except Exception:
-            leave_room(task_id)
-            self.store.discard(task_id, owner)
-            raise
+        snapshot = service.start_task(payload, current_identity(), join_room, leave_room)
         return {"task": snapshot}
 
     @answered
@@ -158,16 +108,7 @@ class ProgressNamespace(Namespace):
 
     @answered
     def on_cancel(self, payload: Any) -> Answer:
-        task_id = task_id_of(payload)
-        if self.store.get_owned(task_id, current_identity()) is None:
-            raise not_found()
-        outcome = self.store.cancel(task_id)
-        if outcome is None:
-            raise not_found()
-        result, snapshot = outcome
-        if result == "cancelled":
-            self._emit(snapshot)  # other tabs of the owner see it too
-        return {"task": snapshot, "outcome": result, "message": CANCEL_MESSAGES[result]}
+        return service.cancel_task(task_id_of(payload), current_identity(), self._emit)
 
     @answered
     def on_list(self, payload: Any) -> Answer:

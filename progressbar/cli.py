@@ -1,0 +1,171 @@
+"""`flask progress start KIND --param value` and `flask progress watch TASK_ID`:
+start and follow tasks from a terminal, with a live bar (rich).
+
+The CLI talks to Redis directly, as the web process does, under an identity of
+its own (`--as`, default `cli:$USER`). It listens to the Socket.IO channel for
+pushes and re-reads the stored snapshot every second, so it never freezes.
+Exit status: 0 succeeded, 1 failed, 2 cancelled, 3 lost, 4 not found or refused.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+from . import kinds, service
+from .errors import ProtocolError
+from .publisher import NAMESPACE
+from .store import TERMINAL_STATES
+
+EXIT = {"succeeded": 0, "failed": 1, "cancelled": 2, "lost": 3}
+REFUSED = 4
+
+progress_cli = AppGroup("progress", help="Start and follow tasks from the terminal.")
+
+identity_option = click.option(
+    "--as",
+    "identity",
+    default=lambda: f"cli:{getpass.getuser()}",
+    show_default="cli:$USER",
+    help="The identity that owns the tasks.",
+)
+
+
+def parse_params(kind_name: str, args: list[str]) -> dict[str, Any]:
+    """`--name value` pairs, typed by the kind's parameters."""
+    kind = kinds.KINDS.get(kind_name)
+    if kind is None:
+        raise click.UsageError(f"no task kind named {kind_name!r}; try: {', '.join(kinds.KINDS)}")
+    known = {p.name: p for p in kind.params}
+    params: dict[str, Any] = {}
+    pairs = iter(args)
+    for flag in pairs:
+        name = flag.removeprefix("--").replace("-", "_")
+        if not flag.startswith("--") or name not in known:
+            raise click.UsageError(f"{flag}: {kind_name} takes {', '.join(known) or 'nothing'}")
+        raw = next(pairs, None)
+        if raw is None:
+            raise click.UsageError(f"{flag} needs a value")
+        param = known[name]
+        try:
+            params[name] = raw if param.text else int(raw) if param.integer else float(raw)
+        except ValueError:
+            raise click.UsageError(f"{flag}: {raw!r} is not a number") from None
+    return params
+
+
+@progress_cli.command(
+    "start", context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
+)
+@click.argument("kind")
+@identity_option
+@click.option("--detach", is_flag=True, help="Print the task id and return at once.")
+@click.pass_context
+def start(ctx: click.Context, kind: str, identity: str, detach: bool) -> None:
+    """Start a task of KIND, e.g. `simulate --duration 10`, and watch it."""
+    params = parse_params(kind, ctx.args)
+    try:
+        snapshot = service.start_task({"kind": kind, "params": params}, identity)
+    except ProtocolError as exc:
+        click.echo(f"refused ({exc.code}): {exc.message}", err=True)
+        sys.exit(REFUSED)
+    click.echo(snapshot["task_id"])
+    if not detach:
+        sys.exit(follow(snapshot["task_id"], identity))
+
+
+@progress_cli.command("watch")
+@click.argument("task_id")
+@identity_option
+def watch(task_id: str, identity: str) -> None:
+    """Follow TASK_ID with a live bar until it ends."""
+    sys.exit(follow(task_id, identity))
+
+
+def snapshots(task_id: str, identity: str) -> Iterator[dict[str, Any]]:
+    """The task's states as they come: pushes from the queue, and a re-read of
+    the store every second in case a push was missed."""
+    store = service.store()
+    pubsub = store.redis.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(current_app.config["SOCKETIO_CHANNEL"])
+    try:
+        yield service.get_task(task_id, identity)
+        reread = time.monotonic() + 1
+        while True:
+            message = pubsub.get_message(timeout=max(0.0, reread - time.monotonic()))
+            if message is not None:
+                try:
+                    data = json.loads(message["data"])
+                except ValueError:
+                    continue
+                if (data.get("event"), data.get("room"), data.get("namespace")) == (
+                    "progress",
+                    task_id,
+                    NAMESPACE,
+                ):
+                    yield data["data"][0]
+            if time.monotonic() >= reread:
+                yield service.get_task(task_id, identity)
+                reread = time.monotonic() + 1
+    finally:
+        pubsub.close()
+
+
+def _fields(s: dict[str, Any]) -> dict[str, Any]:
+    rate, eta = s.get("rate"), s.get("eta")
+    return {
+        "state": s["state"],
+        "rate": "" if rate is None else f"{rate:,.4g}/s",
+        "eta": "" if eta is None else f"ETA {eta:,.0f}s",
+        "message": (s.get("message") or "")[:60],
+    }
+
+
+def follow(task_id: str, identity: str) -> int:
+    """Draw the task until it is terminal; its exit status."""
+    console = Console(stderr=True)
+    shown = 0
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("{task.fields[eta]}"),
+        TextColumn("[dim]{task.fields[message]}"),
+    )
+    try:
+        with Progress(*columns, console=console, transient=False) as bar:
+            row = bar.add_task(task_id[:8], total=None, **_fields({"state": "queued"}))
+            for snapshot in snapshots(task_id, identity):
+                if snapshot["seq"] <= shown:
+                    continue
+                shown = snapshot["seq"]
+                total = snapshot.get("total")
+                bar.update(
+                    row,
+                    total=total,
+                    completed=snapshot.get("current") or 0,
+                    description=f"{snapshot['kind']} {task_id[:8]}",
+                    **_fields(snapshot),
+                )
+                if snapshot["state"] in TERMINAL_STATES:
+                    break
+    except ProtocolError as exc:
+        click.echo(f"{task_id}: {exc.message}", err=True)
+        return REFUSED
+    state = snapshot["state"]
+    detail = snapshot.get("error") or snapshot.get("message") or ""
+    if state == "succeeded":
+        detail = json.dumps(snapshot.get("result"))
+    click.echo(f"{state}: {detail}")
+    return EXIT[state]

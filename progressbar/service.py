@@ -1,0 +1,109 @@
+"""What the Socket.IO events and the HTTP API both do: check a payload, then
+start or cancel a task on behalf of its owner."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import current_app
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
+
+from . import kinds
+from .errors import ProtocolError, not_found
+from .reporter import queued_snapshot
+from .store import LimitReached, Store
+
+MAX_TASK_ID = 64
+
+CANCEL_MESSAGES = {
+    "cancelled": "Cancelled before it started.",
+    "requested": "Cancel requested: the task stops at its next progress report.",
+    "finished": "The task had already finished; nothing changed.",
+}
+
+# Errors of Redis or the broker: answered `unavailable`.
+UNAVAILABLE: tuple[type[BaseException], ...] = (RedisError, OperationalError, OSError)
+
+
+def store() -> Store:
+    return current_app.extensions["progress_store"]
+
+
+def fields(payload: Any, allowed: set[str]) -> dict[str, Any]:
+    """The payload as a dict with no field outside `allowed`."""
+    if payload is None:
+        payload = {}
+    if not isinstance(payload, dict):
+        raise ProtocolError("invalid", "payload must be an object")
+    for name in payload:
+        if name not in allowed:
+            raise ProtocolError("invalid", f"unknown field {str(name)[:40]!r}")
+    return payload
+
+
+def checked_task_id(task_id: Any) -> str:
+    if not isinstance(task_id, str) or not 0 < len(task_id) <= MAX_TASK_ID:
+        raise ProtocolError("invalid", "task_id must be a non-empty string")
+    return task_id
+
+
+def task_id_of(payload: Any) -> str:
+    return checked_task_id(fields(payload, {"task_id"}).get("task_id"))
+
+
+def start_task(
+    payload: Any,
+    owner: str,
+    subscribe: Callable[[str], None] | None = None,
+    unsubscribe: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Validate a `start` payload, record the task as queued and send it.
+
+    `subscribe` runs before the task is sent, so no push can be missed;
+    on failure nothing is left behind. Returns the queued SNAPSHOT.
+    """
+    payload = fields(payload, {"kind", "params"})
+    kind, params = kinds.resolve(payload.get("kind"), payload.get("params"))
+    task_id = secrets.token_urlsafe(18)
+    try:
+        snapshot = store().create(task_id, owner, queued_snapshot(task_id, kind.name, time.time()))
+    except LimitReached:
+        limit = current_app.config["MAX_ACTIVE_TASKS"]
+        raise ProtocolError(
+            "limit", f"you already have {limit} unfinished tasks; wait or cancel one"
+        ) from None
+    if subscribe:
+        subscribe(task_id)
+    try:
+        current_app.extensions["celery"].send_task(kind.task, kwargs=params, task_id=task_id)
+    except Exception:
+        if unsubscribe:
+            unsubscribe(task_id)
+        store().discard(task_id, owner)
+        raise
+    return snapshot
+
+
+def cancel_task(task_id: str, owner: str, emit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Cancel the owner's task: the answer's `task`, `outcome` and `message`."""
+    if store().get_owned(task_id, owner) is None:
+        raise not_found()
+    outcome = store().cancel(task_id)
+    if outcome is None:
+        raise not_found()
+    result, snapshot = outcome
+    if result == "cancelled":
+        emit(snapshot)  # every open bar of the task, in every tab
+    return {"task": snapshot, "outcome": result, "message": CANCEL_MESSAGES[result]}
+
+
+def get_task(task_id: str, owner: str) -> dict[str, Any]:
+    """The owner's task's SNAPSHOT; another identity's task is not found."""
+    snapshot = store().get_owned(checked_task_id(task_id), owner)
+    if snapshot is None:
+        raise not_found()
+    return snapshot

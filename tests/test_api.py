@@ -1,0 +1,176 @@
+"""The HTTP JSON API against the live stack, and against its own OpenAPI description."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from tests.stack import ProgressClient, free_port, identity_cookie, start_redis, start_web
+
+
+def session_for(web: str) -> requests.Session:
+    """A client with its own identity, as a script keeping its cookies would be."""
+    http = requests.Session()
+    http.get(web + "/", timeout=5).raise_for_status()
+    return http
+
+
+def post(http: requests.Session, url: str, body: object = None, **kw) -> requests.Response:
+    return http.post(url, json={} if body is None else body, timeout=10, **kw)
+
+
+def wait_state(http: requests.Session, url: str, states: set[str], timeout: float = 20) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        task = http.get(url, timeout=5).json()["task"]
+        if task["state"] in states or time.monotonic() > deadline:
+            return task
+        time.sleep(0.1)
+
+
+def test_start_follow_and_list_over_http(web: str, connect) -> None:
+    http = session_for(web)
+    answer = post(http, f"{web}/api/tasks", {"kind": "primes", "params": {"limit": 10**6}})
+    assert answer.status_code == 202
+    task = answer.json()["task"]
+    assert answer.headers["Location"] == f"/api/tasks/{task['task_id']}"
+    assert task["state"] == "queued" and task["seq"] == 1
+    final = wait_state(http, web + answer.headers["Location"], {"succeeded", "failed"})
+    assert final["state"] == "succeeded" and final["result"] == 78498
+    assert [t["task_id"] for t in http.get(f"{web}/api/tasks", timeout=5).json()["tasks"]] == [
+        task["task_id"]
+    ]
+    # The same identity over Socket.IO sees the same task.
+    cookie = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
+    assert connect(cookie).call("list")["tasks"][0]["task_id"] == task["task_id"]
+
+
+def test_http_errors_use_the_protocol_codes(web: str) -> None:
+    http = session_for(web)
+    cases = [
+        ({"kind": "teleport"}, 400, "unknown_kind"),
+        ({"kind": "simulate", "params": {"duration": -1}}, 400, "invalid"),
+        ({"kind": "simulate", "extra": 1}, 400, "invalid"),
+        (["simulate"], 400, "invalid"),
+    ]
+    for body, status, code in cases:
+        answer = post(http, f"{web}/api/tasks", body)
+        assert (answer.status_code, answer.json()["error"]["code"]) == (status, code), body
+    assert (
+        "params.duration"
+        in post(http, f"{web}/api/tasks", {"kind": "simulate", "params": {"duration": 0}}).json()[
+            "error"
+        ]["message"]
+    )
+    missing = http.get(f"{web}/api/tasks/nope", timeout=5)
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "not_found")
+    broken = http.post(
+        f"{web}/api/tasks", data="{", timeout=5, headers={"Content-Type": "application/json"}
+    )
+    assert broken.status_code == 400 and broken.json()["ok"] is False
+    assert http.get(f"{web}/api/tasks", timeout=5).json()["tasks"] == []  # nothing changed
+
+
+def test_cross_site_requests_are_refused(web: str) -> None:
+    http = session_for(web)
+    form = http.post(f"{web}/api/tasks", data={"kind": "primes"}, timeout=5)
+    assert form.status_code == 415
+    foreign = post(
+        http, f"{web}/api/tasks", {"kind": "primes"}, headers={"Origin": "http://evil.example"}
+    )
+    assert foreign.status_code == 403 and foreign.json()["error"]["code"] == "invalid"
+    same = post(
+        http,
+        f"{web}/api/tasks",
+        {"kind": "primes", "params": {"limit": 100}},
+        headers={"Origin": web},
+    )
+    assert same.status_code == 202
+    assert len(http.get(f"{web}/api/tasks", timeout=5).json()["tasks"]) == 1
+
+
+def test_cancel_over_http_and_ownership(web: str) -> None:
+    owner, stranger = session_for(web), session_for(web)
+    task = post(owner, f"{web}/api/tasks", {"kind": "simulate", "params": {"duration": 60}}).json()[
+        "task"
+    ]
+    url = f"{web}/api/tasks/{task['task_id']}"
+    wait_state(owner, url, {"running"})
+    assert stranger.get(url, timeout=5).status_code == 404
+    refused = post(stranger, url + "/cancel")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (404, "not_found")
+
+    answer = post(owner, url + "/cancel")
+    assert answer.status_code == 200 and answer.json()["outcome"] == "requested"
+    assert wait_state(owner, url, {"cancelled"}, timeout=5)["state"] == "cancelled"
+    again = post(owner, url + "/cancel").json()
+    assert again["outcome"] == "finished" and again["task"]["state"] == "cancelled"
+
+
+def test_limit_is_429(web: str) -> None:
+    http = session_for(web)
+    ids = []
+    try:
+        for _ in range(10):
+            answer = post(
+                http, f"{web}/api/tasks", {"kind": "simulate", "params": {"duration": 60}}
+            )
+            ids.append(answer.json()["task"]["task_id"])
+        over = post(http, f"{web}/api/tasks", {"kind": "simulate"})
+        assert (over.status_code, over.json()["error"]["code"]) == (429, "limit")
+    finally:
+        for task_id in ids:
+            post(http, f"{web}/api/tasks/{task_id}/cancel")
+
+
+def test_the_api_conforms_to_its_openapi_description(tmp_path: Path, stack_env) -> None:
+    """schemathesis throws generated requests at every operation. A web process of
+    its own, with no worker: accepted tasks just wait in its own Redis."""
+    redis, url = start_redis(tmp_path)
+    port = free_port()
+    env = {**stack_env, "REDIS_URL": url, "MAX_ACTIVE_TASKS": "100000"}
+    web = start_web([sys.executable, "app.py"], env, port, tmp_path, "web-openapi")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        cookie = identity_cookie(base)
+        run = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "schemathesis"),
+                "run",
+                f"{base}/api/openapi.json",
+                "--checks",
+                "not_a_server_error,status_code_conformance,content_type_conformance,"
+                "response_schema_conformance,response_headers_conformance",
+                "--max-examples",
+                "40",
+                "--seed",
+                "1",
+                "--no-color",
+                "-H",
+                f"Cookie: {cookie}",
+                "-H",
+                f"Origin: {base}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
+        )
+        assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+        generated = re.search(r"(\d+) generated, (\d+) passed", run.stdout)
+        assert generated and int(generated[1]) == int(generated[2]) >= 100, run.stdout[-2000:]
+        # Everything it was told was accepted is there, for that identity.
+        client = ProgressClient(base, cookie)
+        try:
+            assert client.call("list")["ok"]
+        finally:
+            client.close()
+    finally:
+        web.stop()
+        redis.stop()

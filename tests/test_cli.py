@@ -1,0 +1,55 @@
+"""The terminal watcher, `flask progress ...`, against the live worker."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.stack import ROOT
+
+
+def flask(stack_env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app", "progress", *args],
+        cwd=ROOT,
+        env={**stack_env, "COLUMNS": "120"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_start_draws_a_bar_and_exits_0_with_the_result(stack_env, worker) -> None:
+    run = flask(stack_env, "start", "primes", "--limit", "1000000")
+    assert run.returncode == 0, run.stderr
+    task_id, last = run.stdout.split("\n")[0], run.stdout.strip().splitlines()[-1]
+    assert len(task_id) >= 22
+    assert last == "succeeded: 78498"
+    assert "primes" in run.stderr and "100%" in run.stderr  # the bar, on stderr
+
+
+def test_a_failed_task_exits_1_with_its_error(stack_env, worker) -> None:
+    run = flask(
+        stack_env, "start", "simulate", "--duration", "0.5", "--fail-at", "30", "--seed", "3"
+    )
+    assert run.returncode == 1
+    assert run.stdout.strip().splitlines()[-1].startswith("failed: Simulated failure at")
+
+
+def test_watch_follows_a_detached_task_of_the_same_identity(stack_env, worker) -> None:
+    started = flask(stack_env, "start", "simulate", "--duration", "1", "--detach", "--as", "ana")
+    assert started.returncode == 0
+    task_id = started.stdout.strip()
+    stranger = flask(stack_env, "watch", task_id, "--as", "bob")
+    assert stranger.returncode == 4 and "no such task" in stranger.stderr
+    watched = flask(stack_env, "watch", task_id, "--as", "ana")
+    assert watched.returncode == 0
+    assert watched.stdout.strip().startswith("succeeded: {")
+    assert "ETA" in watched.stderr or "/s" in watched.stderr  # rate and ETA drawn
+
+
+def test_bad_parameters_are_refused_before_anything_starts(stack_env) -> None:
+    unknown = flask(stack_env, "start", "simulate", "--speed", "3")
+    assert unknown.returncode == 2 and "simulate takes duration" in unknown.stderr
+    invalid = flask(stack_env, "start", "simulate", "--duration", "-5")
+    assert invalid.returncode == 4 and "params.duration" in invalid.stderr
