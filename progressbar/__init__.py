@@ -43,6 +43,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         ttl=app.config["TASK_TTL"],
         heartbeat_timeout=app.config["LOST_TIMEOUT"],
         max_active=app.config["MAX_ACTIVE_TASKS"],
+        channel=app.config["SOCKETIO_CHANNEL"],
     )
     celery_init_app(app)
 

@@ -52,6 +52,16 @@ class Kind:
     description: str
     params: tuple[Param, ...] = field(default_factory=tuple)
     hidden: bool = False  # startable, but not offered on the page
+    parts_of: str | None = None  # a group: its parts are tasks of this kind
+
+    def part_params(self, params: dict[str, Any], index: int) -> dict[str, Any]:
+        """The params of the group's part number `index` (from 0)."""
+        part = {k: v for k, v in params.items() if k not in ("parts", "fail_at", "seed")}
+        if "seed" in params:
+            part["seed"] = params["seed"] + index
+        if "fail_at" in params and index == 0:
+            part["fail_at"] = params["fail_at"]  # only the first part fails
+        return part
 
     def validate(self, params: Any) -> dict[str, Any]:
         """Checked params with defaults filled in; ProtocolError('invalid') if not."""
@@ -139,6 +149,49 @@ KINDS: dict[str, Kind] = {
                     help="Count the primes below this",
                 ),
             ),
+        ),
+        Kind(
+            name="batch",
+            title="Batch of simulations",
+            task="",
+            description="One bar for a group: the parts run in parallel, each a simulation.",
+            params=(
+                Param(
+                    "parts",
+                    "Parts",
+                    integer=True,
+                    minimum=2,
+                    maximum=32,
+                    default=4,
+                    help="How many simulations",
+                ),
+                Param(
+                    "duration",
+                    "Duration (s)",
+                    integer=False,
+                    minimum=0.1,
+                    maximum=3600,
+                    default=10,
+                    help="Of each part",
+                ),
+                Param(
+                    "fail_at",
+                    "Fail at (%)",
+                    integer=True,
+                    minimum=1,
+                    maximum=99,
+                    help="Part 1 fails once it passes this",
+                ),
+                Param(
+                    "seed",
+                    "Seed",
+                    integer=True,
+                    minimum=-SAFE_INTEGER,
+                    maximum=SAFE_INTEGER - 32,
+                    help="Makes the steps repeatable",
+                ),
+            ),
+            parts_of="simulate",
         ),
         Kind(
             name="ticker",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Protocol
 
@@ -23,27 +22,24 @@ class Emitter(Protocol):
 class Publisher:
     """The reporter's `publish`: the snapshot lands in Redis before anyone hears of it.
 
-    Given the write-only Socket.IO `queue` (a worker's), the store's script
-    publishes the push itself, in the same round trip as the write.
+    With `publish_from_store` (a worker's), the store's script publishes the
+    push itself, in the same round trip as the write.
     """
 
-    def __init__(
-        self, store: Store, emitter: Emitter, queue: socketio.RedisManager | None = None
-    ) -> None:
+    def __init__(self, store: Store, emitter: Emitter, publish_from_store: bool = False) -> None:
         self.store = store
         self.emitter = emitter
-        self.queue = queue
+        self.publish_from_store = publish_from_store
 
     def __call__(self, task_id: str, snapshot: dict[str, Any]) -> dict[str, Any] | None:
-        publish = queue_message_parts(self.queue, task_id) if self.queue else None
-        stored = self.store.write(task_id, snapshot, publish)
+        stored = self.store.write(task_id, snapshot, publish=self.publish_from_store)
         if stored is None:
             return None
         seq, cancel = stored
         snapshot = {**snapshot, "seq": seq}
         if cancel and snapshot["state"] not in TERMINAL_STATES:
             snapshot["cancel_requested"] = True
-        if publish is None:
+        if not self.publish_from_store:
             self.emit(snapshot)
         return snapshot
 
@@ -59,28 +55,6 @@ class Publisher:
         """Open the connections now rather than on the first push."""
         self.store.warm_up()
         self.emitter.emit("warm-up", None, namespace=NAMESPACE, to="warm-up")
-
-
-_SNAPSHOT = "__progressbar_snapshot__"
-
-
-def queue_message_parts(queue: socketio.RedisManager, task_id: str) -> tuple[str, str, str]:
-    """(channel, text before, text after) of the queue message that emits a
-    `progress` snapshot to `task_id`'s room: what python-socketio's
-    PubSubManager.emit publishes (pinned 5.x format), split around the data."""
-    message = {
-        "method": "emit",
-        "event": "progress",
-        "data": [_SNAPSHOT],
-        "binary": False,
-        "namespace": NAMESPACE,
-        "room": task_id,
-        "skip_sid": None,
-        "callback": None,
-        "host_id": queue.host_id,
-    }
-    before, after = json.dumps(message, separators=(",", ":")).split(json.dumps(_SNAPSHOT))
-    return queue.channel, before, after
 
 
 def queue_manager(app: Flask, write_only: bool) -> socketio.RedisManager:
@@ -114,6 +88,6 @@ def external_publisher(app: Flask) -> Publisher:
             message_queue=app.config["REDIS_URL"], client_manager=queue, async_mode="threading"
         )
         publisher = app.extensions[key] = Publisher(
-            app.extensions["progress_store"], emitter, queue
+            app.extensions["progress_store"], emitter, publish_from_store=True
         )
     return publisher

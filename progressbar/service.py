@@ -69,8 +69,17 @@ def start_task(
     payload = fields(payload, {"kind", "params"})
     kind, params = kinds.resolve(payload.get("kind"), payload.get("params"))
     task_id = secrets.token_urlsafe(18)
+    queued = queued_snapshot(task_id, kind.name, time.time())
+    parts: dict[str, str] = {}
+    part_task = ""
+    if kind.parts_of:
+        parts = {secrets.token_urlsafe(18): kind.parts_of for _ in range(params["parts"])}
+        part_task = kinds.KINDS[kind.parts_of].task
     try:
-        snapshot = store().create(task_id, owner, queued_snapshot(task_id, kind.name, time.time()))
+        if parts:
+            snapshot = store().create_group(task_id, owner, queued, parts)
+        else:
+            snapshot = store().create(task_id, owner, queued)
     except LimitReached:
         limit = current_app.config["MAX_ACTIVE_TASKS"]
         raise ProtocolError(
@@ -78,12 +87,20 @@ def start_task(
         ) from None
     if subscribe:
         subscribe(task_id)
+    celery = current_app.extensions["celery"]
     try:
-        current_app.extensions["celery"].send_task(kind.task, kwargs=params, task_id=task_id)
+        if parts:
+            for index, part_id in enumerate(parts):
+                celery.send_task(
+                    part_task, kwargs=kind.part_params(params, index), task_id=part_id
+                )
+        else:
+            celery.send_task(kind.task, kwargs=params, task_id=task_id)
     except Exception:
         if unsubscribe:
             unsubscribe(task_id)
-        store().discard(task_id, owner)
+        # Parts already sent find no record and stop at their first report.
+        store().discard(task_id, owner, *parts)
         raise
     return snapshot
 

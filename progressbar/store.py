@@ -51,15 +51,26 @@ class Store:
         prefix: str = "progressbar",
         heartbeat_timeout: float = 5.0,
         max_active: int = 10,
+        channel: str = "",
     ) -> None:
         self.redis = client
         self.ttl = ttl
         self.prefix = prefix
         self.heartbeat_timeout = heartbeat_timeout
         self.max_active = max_active
+        # Where the scripts publish what they change themselves (groups).
+        self._head = f"{prefix}\n{channel}"
         self._scripts = {
             name: client.register_script(getattr(scripts, name))
-            for name in ("CREATE", "WRITE", "HEARTBEAT", "CANCEL", "LOSE", "EXPIRED")
+            for name in (
+                "CREATE",
+                "CREATE_PARTS",
+                "WRITE",
+                "HEARTBEAT",
+                "CANCEL",
+                "LOSE",
+                "EXPIRED",
+            )
         }
 
     def warm_up(self) -> None:
@@ -68,7 +79,7 @@ class Store:
             script.sha = self.redis.script_load(script.script)
 
     def _run(self, name: str, *args: Any) -> Any:
-        return self._scripts[name](args=[self.prefix, *args])
+        return self._scripts[name](args=[self._head, *args])
 
     def _task_key(self, task_id: str) -> str:
         return f"{self.prefix}:task:{task_id}"
@@ -92,23 +103,40 @@ class Store:
             raise LimitReached
         return snapshot
 
-    def discard(self, task_id: str, owner: str) -> None:
-        """Forget a task that never got queued."""
+    def create_group(
+        self, group_id: str, owner: str, snapshot: dict[str, Any], parts: dict[str, str]
+    ) -> dict[str, Any]:
+        """Record a queued group and its queued parts ({part id: kind})."""
+        snapshot = self.create(
+            group_id,
+            owner,
+            {
+                **snapshot,
+                "children": [
+                    {"task_id": part_id, "state": "queued", "percent": 0} for part_id in parts
+                ],
+            },
+        )
+        kind = next(iter(parts.values()))
+        template = {**snapshot, "task_id": "__ID__", "kind": kind, "seq": 1}
+        del template["children"]
+        self._run("CREATE_PARTS", group_id, owner, self.ttl, dumps(template), *parts)
+        return snapshot
+
+    def discard(self, task_id: str, owner: str, *parts: str) -> None:
+        """Forget a task (and its parts) that never got queued."""
         pipe = self.redis.pipeline()
-        pipe.delete(self._task_key(task_id))
+        pipe.delete(self._task_key(task_id), *(self._task_key(p) for p in parts))
         pipe.zrem(self._owner_key(owner), task_id)
         pipe.srem(f"{self.prefix}:active:{owner}", task_id)
         pipe.execute()
 
     def write(
-        self,
-        task_id: str,
-        snapshot: dict[str, Any],
-        publish: tuple[str, str, str] | None = None,
+        self, task_id: str, snapshot: dict[str, Any], publish: bool = False
     ) -> tuple[int, bool] | None:
         """Store a new snapshot: (seq, cancel requested), or None if the task is
-        gone or already finished. With `publish` (channel, text before and
-        after the snapshot), the stored snapshot is also published there."""
+        gone or already finished. With `publish`, the script also emits it."""
+        percent = snapshot.get("percent")
         seq, cancel = self._run(
             "WRITE",
             task_id,
@@ -116,7 +144,9 @@ class Store:
             snapshot["state"],
             self.ttl,
             self.heartbeat_timeout,
-            *(publish or ()),
+            "" if percent is None else percent,
+            snapshot.get("error") or "",
+            "1" if publish else "",
         )
         return (int(seq), bool(cancel)) if seq else None
 

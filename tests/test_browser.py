@@ -182,3 +182,15 @@ def test_cancel_button_stops_a_running_task(page: Page) -> None:
     expect(task.locator(".task-state")).to_have_text("cancelled")
     expect(task.locator(".task-cancel")).to_be_hidden()
     expect(task.locator(".task-dismiss")).to_be_visible()
+
+
+def test_a_batch_shows_one_bar_with_a_small_bar_per_part(page: Page) -> None:
+    task_id = start(page, "batch", parts=3, duration=1.5, seed=4)
+    task = card(page, task_id)
+    parts = task.locator(".task-children .task-child")
+    expect(parts).to_have_count(3)
+    expect(task).to_have_attribute("data-state", "succeeded", timeout=15000)
+    expect(task.locator(".task-percent")).to_have_text("100%")
+    for index in range(3):
+        expect(parts.nth(index)).to_have_attribute("data-state", "succeeded")
+        expect(parts.nth(index)).to_contain_text(f"Part {index + 1}: succeeded")

@@ -128,3 +128,56 @@ def test_watchdog_reports_and_waits_after_an_outage(store: Store) -> None:
     now[0] = 5.0
     broken.tick()
     assert broken._quiet_until > 5.0 + 0.3
+
+
+def new_group(store: Store, parts: int = 3) -> tuple[str, list[str]]:
+    group_id = secrets.token_urlsafe(8)
+    ids = [secrets.token_urlsafe(8) for _ in range(parts)]
+    queued = queued_snapshot(group_id, "batch", time.time())
+    store.create_group(group_id, "alice", queued, {part: "simulate" for part in ids})
+    return group_id, ids
+
+
+def test_a_group_follows_its_parts_and_never_goes_back(store: Store) -> None:
+    group_id, (a, b, c) = new_group(store)
+    seen = [store.get(group_id)]
+    assert seen[0]["state"] == "queued" and len(seen[0]["children"]) == 3
+    assert [t["task_id"] for t in store.list("alice")] == [group_id]  # parts are not listed
+    steps = [
+        (a, running(a, 50, percent=50)),
+        (a, running(a, 40, percent=40)),  # a part going back does not move the group back
+        (b, running(b, 30, percent=30)),
+        (a, running(a, 100, "succeeded", percent=100, result=1)),
+        (b, running(b, 30, "failed", percent=30, error="boom")),
+    ]
+    for part, snapshot in steps:
+        store.write(part, snapshot)
+        seen.append(store.get(group_id))
+    assert store.cancel(c)[0] == "cancelled"  # type: ignore[index]
+    seen.append(store.get(group_id))
+    final = seen[-1]
+    assert [s["state"] for s in seen] == ["queued"] + ["running"] * 5 + ["failed"]
+    assert [s["percent"] for s in seen] == [None, 16.67, 16.67, 26.67, 43.33, 43.33, 43.33]
+    assert (final["current"], final["total"]) == (130, 300)
+    assert final["error"] == "1 of 3 parts failed; part 2: boom"
+    assert final["message"] == "3 of 3 parts done"
+    assert [p["state"] for p in final["children"]] == ["succeeded", "failed", "cancelled"]
+    seqs = [s["seq"] for s in seen]
+    assert seqs == sorted(set(seqs))
+    assert store.cancel(group_id)[0] == "finished"  # type: ignore[index]
+
+
+def test_cancelling_a_group_cancels_every_unfinished_part(store: Store) -> None:
+    group_id, (a, b, c) = new_group(store)
+    store.write(a, running(a, 10, percent=10))
+    store.write(b, running(b, 100, "succeeded", percent=100, result=2))
+    outcome, snapshot = store.cancel(group_id)  # type: ignore[misc]
+    assert outcome == "requested" and snapshot["state"] == "running"
+    assert store.get(c)["state"] == "cancelled"  # type: ignore[index]
+    assert store.write(a, running(a, 12, percent=12)) == (3, True)  # told to stop
+    store.write(a, running(a, 12, "cancelled", percent=12))
+    final = store.get(group_id)
+    assert final is not None and final["state"] == "cancelled"
+    assert store.create(
+        secrets.token_urlsafe(8), "alice", queued_snapshot("x", "simulate", time.time())
+    )  # the group freed its place

@@ -35,7 +35,7 @@ export class TaskCard {
       message: part("message"), rate: part("rate"), eta: part("eta"),
       elapsed: part("elapsed"), result: part("result"), error: part("error"),
       updated: part("updated"), cancel: part("cancel"), dismiss: part("dismiss"),
-      actionError: part("action-error"),
+      actionError: part("action-error"), children: part("children"),
     };
     this.root.dataset.taskId = this.taskId;
     this.el.kind.textContent = kindTitle;
@@ -120,6 +120,8 @@ export class TaskCard {
     el.message.textContent = s.message ?? "";
     el.rate.textContent = format.rate(s.rate);
 
+    this.renderChildren(s.children);
+
     const resultText = s.state === "succeeded" ? format.result(s.result) : "";
     el.result.textContent = resultText;
     el.result.parentElement.hidden = resultText === "";
@@ -137,6 +139,33 @@ export class TaskCard {
       if (hadFocus) el.dismiss.focus();
     }
     this.tick();
+  }
+
+  /** A group's parts, each with a small bar of its own. */
+  renderChildren(children) {
+    const list = this.el.children;
+    list.hidden = !Array.isArray(children) || children.length === 0;
+    if (list.hidden) return;
+    while (list.children.length > children.length) list.lastElementChild.remove();
+    children.forEach((child, index) => {
+      let item = list.children[index];
+      if (!item) {
+        item = document.createElement("li");
+        item.className = "task-child";
+        const bar = document.createElement("progress");
+        bar.max = 100;
+        const label = document.createElement("span");
+        label.className = "task-child-label";
+        item.append(bar, label);
+        list.append(item);
+      }
+      const percent = isNumber(child.percent) ? child.percent : 0;
+      item.dataset.state = String(child.state);
+      item.querySelector("progress").value = percent;
+      item.querySelector("progress").setAttribute("aria-label", `Part ${index + 1}`);
+      item.querySelector(".task-child-label").textContent =
+        `Part ${index + 1}: ${child.state} ${format.percent(percent)}`;
+    });
   }
 
   /** Advance elapsed, ETA and staleness from the local clock. */
