@@ -53,3 +53,9 @@ def test_bad_parameters_are_refused_before_anything_starts(stack_env) -> None:
     assert unknown.returncode == 2 and "simulate takes duration" in unknown.stderr
     invalid = flask(stack_env, "start", "simulate", "--duration", "-5")
     assert invalid.returncode == 4 and "params.duration" in invalid.stderr
+
+
+def test_a_batch_is_one_bar_in_the_terminal_too(stack_env, worker) -> None:
+    run = flask(stack_env, "start", "batch", "--parts", "2", "--duration", "0.5")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == 'succeeded: {"parts": 2}'
