@@ -43,9 +43,10 @@ def connect(app: Flask) -> None:
             log.warning("task %s: could not arm its heartbeat", request.id, exc_info=True)
 
     @worker_ready.connect(weak=False)
-    def start_heartbeats(**_: Any) -> None:
+    def start_heartbeats(sender: Any = None, **_: Any) -> None:
+        name = getattr(sender, "hostname", None) or "worker"
         threading.Thread(
-            target=beat_forever, args=(app,), name="progress-heartbeats", daemon=True
+            target=beat_forever, args=(app, name), name="progress-heartbeats", daemon=True
         ).start()
 
     @task_failure.connect(weak=False)
@@ -60,14 +61,18 @@ def connect(app: Flask) -> None:
             publisher.emit(snapshot)
 
 
-def beat_forever(app: Flask) -> None:
+def beat_forever(app: Flask, name: str) -> None:
+    """Every HEARTBEAT_INTERVAL: this worker is alive (for /healthz), and so is
+    every task it holds."""
     from celery.worker import state
 
     store = external_publisher(app).store
+    interval = app.config["HEARTBEAT_INTERVAL"]
     while True:
-        time.sleep(app.config["HEARTBEAT_INTERVAL"])
         held = [request.id for request in list(state.reserved_requests)]
         try:
+            store.workers(interval, beat=name)
             store.heartbeat(*held)
         except Exception:
             log.warning("heartbeat of %d tasks failed", len(held), exc_info=True)
+        time.sleep(interval)

@@ -283,6 +283,18 @@ return terminate(id, 'lost', 'error', ARGV[3], ARGV[4])
 """
 )
 
+# A worker's proof of life. ARGV: prefix, worker name, max age (s). Returns the
+# names of the workers seen within max age (with name '': only reads).
+WORKERS = (
+    PRELUDE
+    + """
+local key, t = prefix .. ':workers', now()
+if ARGV[2] ~= '' then redis.call('ZADD', key, t, ARGV[2]) end
+redis.call('ZREMRANGEBYSCORE', key, '-inf', t - 86400)
+return redis.call('ZRANGEBYSCORE', key, t - tonumber(ARGV[3]), '+inf')
+"""
+)
+
 # ARGV: prefix, max count. Ids whose heartbeat deadline has passed.
 EXPIRED = (
     PRELUDE

@@ -91,9 +91,7 @@ def start_task(
     try:
         if parts:
             for index, part_id in enumerate(parts):
-                celery.send_task(
-                    part_task, kwargs=kind.part_params(params, index), task_id=part_id
-                )
+                celery.send_task(part_task, kwargs=kind.part_params(params, index), task_id=part_id)
         else:
             celery.send_task(kind.task, kwargs=params, task_id=task_id)
     except Exception:

@@ -70,7 +70,8 @@ class Store:
                 "CANCEL",
                 "LOSE",
                 "EXPIRED",
-            )
+                "WORKERS",
+            )  # fmt: skip
         }
 
     def warm_up(self) -> None:
@@ -172,6 +173,10 @@ class Store:
     def expired(self, limit: int = 100) -> list[str]:
         """Ids of tasks whose heartbeat deadline has passed."""
         return list(self._run("EXPIRED", limit))
+
+    def workers(self, max_age: float, beat: str = "") -> list[str]:
+        """Workers seen within `max_age` seconds; with `beat`, that one is seen now."""
+        return list(self._run("WORKERS", beat, max_age))
 
     def get(self, task_id: str) -> dict[str, Any] | None:
         raw = self.redis.hget(self._task_key(task_id), "snapshot")

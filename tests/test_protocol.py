@@ -7,6 +7,7 @@ import sys
 import time
 
 import pytest
+import requests
 
 from tests.stack import TERMINAL, ProgressClient, free_port, start_web
 
@@ -243,6 +244,8 @@ def test_start_when_redis_is_unreachable_is_unavailable_fast(stack_env, logs_dir
             assert error_code(client.call("list")) == "unavailable"
         finally:
             client.close()
+        health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        assert health.status_code == 503 and health.json()["redis"]["ok"] is False
     finally:
         web.stop()
 
@@ -275,3 +278,13 @@ def test_http_api_reads_the_same_snapshots_with_the_same_ownership(connect, web)
 
 def final_without(snapshot: dict) -> dict:
     return {k: v for k, v in snapshot.items() if k != "_received"}
+
+
+def test_healthz_reports_redis_and_live_workers(web, worker) -> None:
+    import requests
+
+    answer = requests.get(f"{web}/healthz", timeout=5)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["ok"] and body["redis"]["ok"] and body["redis"]["latency_ms"] < 1000
+    assert any(name.startswith("worker@") for name in body["workers"]["alive"])
