@@ -57,6 +57,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         client_manager=queue_manager(app, write_only=False),
         cors_allowed_origins=app.config["ALLOWED_ORIGINS"] or None,
         max_http_buffer_size=64 * 1024,
+        transports=app.config["SOCKETIO_TRANSPORTS"],
     )
     socketio.on_namespace(ProgressNamespace(NAMESPACE))
 

@@ -20,6 +20,14 @@ def _float(name: str, default: float) -> float:
     return default if raw in (None, "") else float(raw)
 
 
+def _transports(raw: str | None) -> list[str]:
+    transports = [t.strip() for t in (raw or "polling,websocket").split(",") if t.strip()]
+    unknown = set(transports) - {"polling", "websocket"}
+    if unknown or not transports:
+        raise ValueError(f"SOCKETIO_TRANSPORTS: {raw!r}; use polling, websocket or both")
+    return transports
+
+
 def from_environment() -> dict[str, Any]:
     """Read the settings documented in the README, falling back to defaults."""
     origins = os.environ.get("ALLOWED_ORIGINS", "")
@@ -33,6 +41,9 @@ def from_environment() -> dict[str, Any]:
         "SOCKETIO_CHANNEL": os.environ.get("SOCKETIO_CHANNEL") or "progressbar",
         # "eventlet" under `python app.py`, "threading" under `flask run`.
         "SOCKETIO_ASYNC_MODE": os.environ.get("SOCKETIO_ASYNC_MODE") or None,
+        # "websocket" alone needs no sticky sessions behind a load balancer;
+        # with "polling" too, every request of a client must reach one process.
+        "SOCKETIO_TRANSPORTS": _transports(os.environ.get("SOCKETIO_TRANSPORTS")),
         # Empty: same origin only (the host the page was served from).
         "ALLOWED_ORIGINS": [o.strip() for o in origins.split(",") if o.strip()],
         "PROGRESS_INTERVAL": _float("PROGRESS_INTERVAL", 0.1),

@@ -131,3 +131,25 @@ def test_restarting_web_b_loses_no_bar_on_a(cluster: Cluster, pair) -> None:
     assert final["state"] == "succeeded"
     seqs = [p["seq"] for p in a.pushes_for(task["task_id"])]
     assert seqs == list(range(seqs[0], final["seq"] + 1))  # nothing lost on a
+
+
+def test_websocket_only_transport_needs_no_sticky_sessions(cluster: Cluster, tmp_path) -> None:
+    import socketio
+
+    port = free_port()
+    env = {**cluster.env, "SOCKETIO_TRANSPORTS": "websocket"}
+    web = start_web([sys.executable, "app.py"], env, port, tmp_path, "web-ws-only")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        assert 'data-transports="websocket"' in requests.get(base, timeout=5).text
+        polling = socketio.Client(reconnection=False)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            polling.connect(base, namespaces=["/progress"], transports=["polling"], wait_timeout=5)
+        client = ProgressClient(base, identity_cookie(base), transport="websocket")
+        try:
+            task = client.start("primes", limit=1000)
+            assert client.wait_terminal(task["task_id"])["result"] == 168
+        finally:
+            client.close()
+    finally:
+        web.stop()

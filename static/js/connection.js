@@ -22,7 +22,10 @@ export class Connection {
   constructor({ namespace = "/progress", onConnect, onProgress, onStatus }) {
     this.onStatus = onStatus;
     // Handlers first, then open(): no early event can slip past them.
-    this.socket = io(namespace, { autoConnect: false });
+    // The server says which transports it serves (websocket alone behind a
+    // load balancer without sticky sessions).
+    const transports = (document.body.dataset.transports || "polling,websocket").split(",");
+    this.socket = io(namespace, { autoConnect: false, transports });
     this.socket.on("connect", () => {
       this.onStatus("connected");
       onConnect();
