@@ -7,11 +7,14 @@ if __name__ == "__main__":
     eventlet.monkey_patch()
 
 import gc  # noqa: E402
+import logging  # noqa: E402
 import socket  # noqa: E402
 
 from progressbar import create_app, socketio  # noqa: E402
+from progressbar.logs import use_line_format  # noqa: E402
 
 app = create_app()
+use_line_format(level=logging.INFO)
 
 
 def serve() -> None:

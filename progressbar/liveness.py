@@ -19,6 +19,7 @@ from celery.exceptions import Terminated, TimeLimitExceeded
 from celery.signals import task_failure, task_received, worker_ready
 from flask import Flask
 
+from . import logs
 from .publisher import external_publisher
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def connect(app: Flask) -> None:
         try:
             external_publisher(app).store.heartbeat(request.id)
         except Exception:
-            log.warning("task %s: could not arm its heartbeat", request.id, exc_info=True)
+            log.warning("could not arm its heartbeat", exc_info=True, extra=logs.task(request.id))
 
     @worker_ready.connect(weak=False)
     def start_heartbeats(sender: Any = None, **_: Any) -> None:
@@ -57,7 +58,7 @@ def connect(app: Flask) -> None:
         publisher = external_publisher(app)
         snapshot = publisher.store.lose(task_id, reason, only_if_expired=False)
         if snapshot is not None:
-            log.warning("task %s: lost (%s)", task_id, reason)
+            log.warning("lost: %s", reason, extra=logs.task(task_id))
             publisher.emit(snapshot)
 
 

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
+from . import logs
+
 T = TypeVar("T")
 
 # Receives a snapshot without seq; returns it with seq, or None when refused
@@ -222,9 +224,9 @@ class Progress:
                     return self._push(self._clock(), extra, raise_errors=True)
                 except Exception:
                     if self._clock() >= deadline:
-                        log.error("task %s: could not store its final state", self.task_id)
+                        log.error("could not store its final state", extra=logs.task(self.task_id))
                         return None
-                    log.warning("task %s: final state not stored yet, retrying", self.task_id)
+                    log.warning("final state not stored yet", extra=logs.task(self.task_id))
                     self._sleep(pause)
                     pause = min(pause * 2, 2.0)
 
@@ -279,7 +281,7 @@ class Progress:
             if self._heartbeat(self.task_id):
                 self.cancel_requested = True
         except Exception:
-            log.warning("heartbeat failed for task %s", self.task_id, exc_info=True)
+            log.warning("heartbeat failed", exc_info=True, extra=logs.task(self.task_id))
         self._last_beat = self._clock()
 
     def _push(
@@ -294,7 +296,7 @@ class Progress:
         except Exception:  # a push must never break the task itself
             if raise_errors:
                 raise
-            log.warning("progress push failed for task %s", self.task_id, exc_info=True)
+            log.warning("progress push failed", exc_info=True, extra=logs.task(self.task_id))
             self._dirty = True
             return None
         if published is None:

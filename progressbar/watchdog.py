@@ -9,6 +9,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from . import logs
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class Watchdog:
         for task_id in self.store.expired():
             snapshot = self.store.lose(task_id, self.reason, only_if_expired=True)
             if snapshot is not None:
-                log.warning("task %s: lost, no heartbeat", task_id)
+                log.warning("lost: no heartbeat", extra=logs.task(task_id))
                 self.emit(snapshot)
                 reported.append(snapshot)
         return reported

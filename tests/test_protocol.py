@@ -288,3 +288,16 @@ def test_healthz_reports_redis_and_live_workers(web, worker) -> None:
     body = answer.json()
     assert body["ok"] and body["redis"]["ok"] and body["redis"]["latency_ms"] < 1000
     assert any(name.startswith("worker@") for name in body["workers"]["alive"])
+
+
+def test_worker_logs_are_single_lines_with_the_task_id(connect, cookie, worker) -> None:
+    client = connect(cookie)
+    task = client.start("simulate", duration=0.3, fail_at=20, seed=1)
+    client.wait_terminal(task["task_id"])
+    time.sleep(0.3)
+    lines = [line for line in worker.log.read_text().splitlines() if task["task_id"] in line]
+    assert lines, "the worker logged nothing about the task"
+    assert all(line.startswith("time=") for line in lines), lines
+    failure = [line for line in lines if "raised unexpected" in line]
+    assert failure and f"task_id={task['task_id']}" in failure[0]
+    assert 'exc="Traceback' in failure[0]  # the traceback folded into the line
