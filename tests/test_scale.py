@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import time
@@ -13,6 +14,7 @@ import pytest
 import requests
 
 from tests.stack import (
+    ROOT,
     Process,
     ProgressClient,
     free_port,
@@ -153,3 +155,54 @@ def test_websocket_only_transport_needs_no_sticky_sessions(cluster: Cluster, tmp
             client.close()
     finally:
         web.stop()
+
+
+def start_nginx(cluster: Cluster, tmp_path: Path, sticky: bool) -> tuple[Process, str]:
+    """deploy/nginx.conf in front of web a and b, on a free port."""
+    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    port = free_port()
+    servers = "".join(f"    server 127.0.0.1:{p};\n" for p in cluster.ports.values())
+    conf = re.sub(r"(    server 127\.0\.0\.1:\d+;\n)+", servers, conf)
+    conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+    if not sticky:
+        conf = conf.replace("    ip_hash;\n", "")
+    (tmp_path / "progressbar.conf").write_text(conf)
+    main = tmp_path / "nginx.conf"
+    main.write_text(
+        f"daemon off;\nuser root;\nworker_processes 1;\npid {tmp_path}/nginx.pid;\n"
+        f"error_log {tmp_path}/error.log;\nevents {{}}\n"
+        f"http {{ access_log off; client_body_temp_path {tmp_path}/body; "
+        f"proxy_temp_path {tmp_path}/proxy; include {tmp_path}/progressbar.conf; }}\n"
+    )
+    process = Process(
+        ["nginx", "-p", str(tmp_path), "-c", str(main)], cluster.env, tmp_path / "nginx.log"
+    )
+    base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: requests.get(base + "/", timeout=1).ok, 10, "nginx proxying")
+    return process, base
+
+
+@pytest.mark.parametrize(("sticky", "transport"), [(True, "polling"), (False, "websocket")])
+def test_behind_nginx(cluster: Cluster, tmp_path: Path, sticky: bool, transport: str) -> None:
+    nginx, base = start_nginx(cluster, tmp_path, sticky)
+    try:
+        cookie = identity_cookie(base)
+        client = ProgressClient(base, cookie, transport=transport)
+        try:
+            assert client.sio.transport() == transport
+            task = client.start("simulate", duration=1, seed=7)
+            final = client.wait_terminal(task["task_id"], timeout=15)
+            assert final["state"] == "succeeded"
+            seqs = [p["seq"] for p in client.pushes_for(task["task_id"])]
+            assert seqs == list(range(2, final["seq"] + 1))
+        finally:
+            client.close()
+        api = requests.post(
+            f"{base}/api/tasks",
+            json={"kind": "primes"},
+            timeout=5,
+            headers={"Cookie": cookie, "Origin": base},
+        )
+        assert api.status_code == 202  # the origin check sees the proxy's host and port
+    finally:
+        nginx.stop()
