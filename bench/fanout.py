@@ -72,8 +72,9 @@ class Measurement:
 
 
 async def push_watchers(
-    base_url: str, cookie: str, task_ids: list[str], watchers: int, m: Measurement
+    base_url: str | list[str], cookie: str, task_ids: list[str], watchers: int, m: Measurement
 ) -> list[socketio.AsyncClient]:
+    urls = [base_url] if isinstance(base_url, str) else base_url
     gate = asyncio.Semaphore(CONNECT_AT_ONCE)
 
     async def watcher(i: int) -> socketio.AsyncClient:
@@ -85,7 +86,7 @@ async def push_watchers(
 
         async with gate:
             await client.connect(
-                base_url,
+                urls[i % len(urls)],
                 namespaces=["/progress"],
                 transports=["websocket"],
                 headers={"Cookie": cookie},
@@ -131,21 +132,23 @@ async def poll_watchers(
 
 
 def fanout(stack: BenchStack, watchers: int, tasks: int, rate: float, seconds: float) -> dict:
-    """`watchers` Socket.IO clients spread over `tasks` tickers at `rate` updates/s."""
+    """`watchers` Socket.IO clients spread over `tasks` tickers at `rate` updates/s
+    (and over the stack's web processes)."""
     cookie = identity_cookie(stack.base_url)
     task_ids = start_tickers(stack, cookie, tasks, rate)
     m = Measurement()
 
     async def run() -> tuple[float, float]:
-        clients = await push_watchers(stack.base_url, cookie, task_ids, watchers, m)
+        clients = await push_watchers(stack.base_urls, cookie, task_ids, watchers, m)
         # The load generator's own collector pauses would show as latency of
         # the system under test: its thousand clients are kept out of them.
         gc.collect()
         gc.freeze()
-        cpu_web, load_before = cpu_seconds(stack.web.pid), _own_cpu()
+        webs = [w.pid for w in stack.web_processes]
+        cpu_web, load_before = sum(cpu_seconds(pid) for pid in webs), _own_cpu()
         m.window = (time.time(), time.time() + seconds)
         await asyncio.sleep(seconds + 0.5)
-        used = cpu_seconds(stack.web.pid) - cpu_web
+        used = sum(cpu_seconds(pid) for pid in webs) - cpu_web
         load = (_own_cpu() - load_before) / seconds
         gc.unfreeze()
         await asyncio.gather(*(c.disconnect() for c in clients))
@@ -164,7 +167,7 @@ def fanout(stack: BenchStack, watchers: int, tasks: int, rate: float, seconds: f
         "expected_per_s": watchers * rate,
         **summary(m.latencies_ms),
         "lost": m.lost(),
-        "web_rss_mb": round(rss_mb(stack.web.pid), 1),
+        "web_rss_mb": round(sum(rss_mb(w.pid) for w in stack.web_processes), 1),
         "web_cpu": round(web_cpu, 3),
         "load_generator_cpu": round(load_cpu, 3),
         "samples_ms": m.latencies_ms,

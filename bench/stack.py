@@ -31,6 +31,7 @@ class BenchStack:
 
     worker_args: tuple[str, ...] = ()
     env_extra: dict[str, str] = field(default_factory=dict)
+    webs: int = 1  # web processes on the same Redis
 
     def __enter__(self) -> BenchStack:
         self.logs = Path(tempfile.mkdtemp(prefix="progressbar-bench-"))
@@ -38,9 +39,14 @@ class BenchStack:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("FLASK_")}
         self.env.update(REDIS_URL=self.redis_url, SECRET_KEY="bench", **self.env_extra)
         self.worker = start_worker(self.env, self.logs, "bench", *self.worker_args)
-        port = free_port()
-        self.web: Process = start_web([sys.executable, "app.py"], self.env, port, self.logs, "web")
-        self.base_url = f"http://127.0.0.1:{port}"
+        ports = [free_port() for _ in range(self.webs)]
+        self.web_processes = [
+            start_web([sys.executable, "app.py"], self.env, port, self.logs, f"web{i}")
+            for i, port in enumerate(ports)
+        ]
+        self.web: Process = self.web_processes[0]
+        self.base_urls = [f"http://127.0.0.1:{port}" for port in ports]
+        self.base_url = self.base_urls[0]
         return self
 
     def __exit__(
@@ -49,6 +55,7 @@ class BenchStack:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.web.stop()
+        for web in self.web_processes:
+            web.stop()
         self.worker.stop()
         self.redis.stop()
