@@ -32,7 +32,15 @@ def serve() -> None:
     # garbage collector's full passes, which otherwise stall every connection
     # for tens of milliseconds once a thousand clients are connected.
     gc.freeze()
-    socketio.run(app, host=app.config["HOST"], port=app.config["PORT"], protocol=NoDelayProtocol)
+    socketio.run(
+        app,
+        host=app.config["HOST"],
+        port=app.config["PORT"],
+        protocol=NoDelayProtocol,
+        # Each open Socket.IO connection holds one green thread; eventlet's
+        # default of 1,024 would stop accepting past that many watchers.
+        max_size=app.config["WEB_MAX_CONNECTIONS"],
+    )
 
 
 if __name__ == "__main__":

@@ -36,6 +36,8 @@ def from_environment() -> dict[str, Any]:
         "SECRET_KEY": os.environ.get("SECRET_KEY") or None,
         "HOST": os.environ.get("HOST") or "127.0.0.1",
         "PORT": _int("PORT", 5000),
+        # Connections one `python app.py` serves at once (mind `ulimit -n`).
+        "WEB_MAX_CONNECTIONS": _int("WEB_MAX_CONNECTIONS", 10000),
         # Redis pool size of each process; the pool blocks instead of failing.
         "REDIS_MAX_CONNECTIONS": _int("REDIS_MAX_CONNECTIONS", 200),
         "SOCKETIO_CHANNEL": os.environ.get("SOCKETIO_CHANNEL") or "progressbar",
