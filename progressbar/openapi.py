@@ -6,26 +6,14 @@ from typing import Any
 
 from .errors import CODES
 from .kinds import KINDS
+from .reporter import queued_snapshot
 
 NUMBER_OR_NULL = {"type": "number", "nullable": True}
 
 SNAPSHOT = {
     "type": "object",
-    "required": [
-        "task_id",
-        "kind",
-        "state",
-        "current",
-        "total",
-        "percent",
-        "message",
-        "rate",
-        "eta",
-        "elapsed",
-        "seq",
-        "created_at",
-        "updated_at",
-    ],
+    # Every field of queued_snapshot() is always there, and seq.
+    "required": [*queued_snapshot("", "", 0), "seq"],
     "properties": {
         "task_id": {"type": "string"},
         "kind": {"type": "string"},
