@@ -206,3 +206,24 @@ def test_behind_nginx(cluster: Cluster, tmp_path: Path, sticky: bool, transport:
         assert api.status_code == 202  # the origin check sees the proxy's host and port
     finally:
         nginx.stop()
+
+
+def test_a_lost_task_is_still_reported_when_a_web_process_is_gone(cluster: Cluster, pair) -> None:
+    a, b = pair
+    task = a.start("simulate", duration=60, seed=9)
+    a.wait_for(task["task_id"], lambda s: s["state"] == "running")
+    os.kill(cluster.webs["b"].pid, signal.SIGKILL)  # one watchdog fewer
+    pids = [worker.pid for worker in cluster.workers.values()]
+    try:
+        # Kill whichever worker runs it: both, then bring them back.
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        final = a.wait_terminal(task["task_id"], timeout=12)
+        assert final["state"] == "lost"
+        assert [p["state"] for p in a.pushes_for(task["task_id"])].count("lost") == 1
+    finally:
+        cluster.webs["b"].stop()
+        cluster.webs["b"] = cluster.start_web("b")
+        for name in list(cluster.workers):
+            cluster.workers[name].stop()
+            cluster.workers[name] = start_worker(cluster.env, cluster.logs, name, "-c", "2")
