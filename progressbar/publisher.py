@@ -54,7 +54,8 @@ class Publisher:
     def warm_up(self) -> None:
         """Open the connections now rather than on the first push."""
         self.store.warm_up()
-        self.emitter.emit("warm-up", None, namespace=NAMESPACE, to="warm-up")
+        if not self.publish_from_store:  # else the store's script publishes
+            self.emitter.emit("warm-up", None, namespace=NAMESPACE, to="warm-up")
 
 
 def queue_manager(app: Flask, write_only: bool) -> socketio.RedisManager:
