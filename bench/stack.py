@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from tests.stack import Process, free_port, start_redis, start_web, start_worker
+from tests.stack import Process, free_port, process_env, start_redis, start_web, start_worker
 
 
 def cpu_seconds(pid: int) -> float:
@@ -36,8 +36,7 @@ class BenchStack:
     def __enter__(self) -> BenchStack:
         self.logs = Path(tempfile.mkdtemp(prefix="progressbar-bench-"))
         self.redis, self.redis_url = start_redis(self.logs)
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("FLASK_")}
-        self.env.update(REDIS_URL=self.redis_url, SECRET_KEY="bench", **self.env_extra)
+        self.env = process_env(self.redis_url, "bench", **self.env_extra)
         self.worker = start_worker(self.env, self.logs, "bench", *self.worker_args)
         ports = [free_port() for _ in range(self.webs)]
         self.web_processes = [

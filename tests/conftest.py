@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from tests.stack import (
     ProgressClient,
     free_port,
     identity_cookie,
+    process_env,
     start_redis,
     start_web,
     start_worker,
@@ -35,9 +35,7 @@ def redis_url(logs_dir: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def stack_env(redis_url: str, logs_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "PROGRESS"))}
-    env.update(REDIS_URL=redis_url, SECRET_KEY="test-secret", PYTHONUNBUFFERED="1")
-    return env
+    return process_env(redis_url, "test-secret")
 
 
 @pytest.fixture(scope="session")

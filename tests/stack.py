@@ -81,6 +81,23 @@ class Process:
         self._out.close()
 
 
+def process_env(redis_url: str, secret: str, **extra: str) -> dict[str, str]:
+    """The environment of a test stack's processes: the caller's, less any Flask
+    or progressbar setting of its own, so nothing leaks in from the shell."""
+    from progressbar.config import from_environment
+
+    ours = set(from_environment())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASK_") and k not in ours}
+    env.update(REDIS_URL=redis_url, SECRET_KEY=secret, PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+def pool_pids(worker_pid: int) -> list[int]:
+    """The pool processes of a Celery worker's main process."""
+    out = subprocess.run(["pgrep", "-P", str(worker_pid)], capture_output=True, text=True)
+    return [int(pid) for pid in out.stdout.split()]
+
+
 def redis_server_binary() -> str:
     from progressbar.redis_server import find_binary
 

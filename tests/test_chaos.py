@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
 import sys
 import time
 
@@ -20,6 +19,8 @@ from tests.stack import (
     ProgressClient,
     free_port,
     identity_cookie,
+    pool_pids,
+    process_env,
     start_redis,
     start_web,
     start_worker,
@@ -30,17 +31,11 @@ IDENTITIES = 5
 TASKS_EACH = 10  # the default per-identity limit: all of them at once
 
 
-def pool_pids(worker_pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(worker_pid)], capture_output=True, text=True)
-    return [int(pid) for pid in out.stdout.split()]
-
-
 def test_chaos(tmp_path) -> None:
     rng = random.Random(2026)
     redis_port = free_port()
     redis, url = start_redis(tmp_path, redis_port, persistent=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASK_")}
-    env.update(REDIS_URL=url, SECRET_KEY="chaos", PYTHONUNBUFFERED="1")
+    env = process_env(url, "chaos")
     workers = [start_worker(env, tmp_path, f"chaos{i}", "-c", "4") for i in range(2)]
     port = free_port()
     web = start_web([sys.executable, "app.py"], env, port, tmp_path, "chaos-web")

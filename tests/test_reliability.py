@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -22,6 +21,8 @@ from tests.stack import (
     ProgressClient,
     free_port,
     identity_cookie,
+    pool_pids,
+    process_env,
     start_redis,
     start_web,
     start_worker,
@@ -43,8 +44,7 @@ class Stack:
         self.worker = start_worker(self.env, self.logs, f"worker-{time.monotonic_ns()}", *extra)
 
     def pool_pids(self) -> list[int]:
-        out = subprocess.run(["pgrep", "-P", str(self.worker.pid)], capture_output=True, text=True)
-        return [int(pid) for pid in out.stdout.split()]
+        return pool_pids(self.worker.pid)
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +52,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     logs = tmp_path_factory.mktemp("reliability")
     redis_port = free_port()
     redis, url = start_redis(logs, redis_port, persistent=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASK_")}
-    env.update(REDIS_URL=url, SECRET_KEY="reliability", PYTHONUNBUFFERED="1")
+    env = process_env(url, "reliability")
     worker = start_worker(env, logs, "rel-worker", "-c", "2")
     port = free_port()
     web = start_web([sys.executable, "app.py"], env, port, logs, "rel-web")

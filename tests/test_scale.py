@@ -19,6 +19,7 @@ from tests.stack import (
     ProgressClient,
     free_port,
     identity_cookie,
+    process_env,
     start_redis,
     start_web,
     start_worker,
@@ -30,8 +31,7 @@ class Cluster:
     def __init__(self, logs: Path) -> None:
         self.logs = logs
         self.redis, url = start_redis(logs, persistent=True)
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("FLASK_")}
-        self.env.update(REDIS_URL=url, SECRET_KEY="scale", PYTHONUNBUFFERED="1")
+        self.env = process_env(url, "scale")
         self.workers = {n: start_worker(self.env, logs, n, "-c", "2") for n in ("w1", "w2")}
         self.ports = {n: free_port() for n in ("a", "b")}
         self.webs = {n: self.start_web(n) for n in ("a", "b")}
