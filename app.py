@@ -10,7 +10,7 @@ import gc  # noqa: E402
 import logging  # noqa: E402
 import socket  # noqa: E402
 
-from progressbar import create_app, socketio  # noqa: E402
+from demo import create_app, progress_bars  # noqa: E402
 from progressbar.logs import use_line_format  # noqa: E402
 
 app = create_app()
@@ -32,7 +32,7 @@ def serve() -> None:
     # garbage collector's full passes, which otherwise stall every connection
     # for tens of milliseconds once a thousand clients are connected.
     gc.freeze()
-    socketio.run(
+    progress_bars.socketio.run(
         app,
         host=app.config["HOST"],
         port=app.config["PORT"],

@@ -119,12 +119,16 @@ def reporter_cost(stack: BenchStack, calls: int, update_state_calls: int) -> dic
     Celery's update_state (one result-backend write per call)."""
     from tqdm import tqdm
 
-    from progressbar import create_app
+    from demo import create_app
     from progressbar.publisher import external_publisher
     from progressbar.reporter import Progress, queued_snapshot
 
     app = create_app(
-        {"REDIS_URL": stack.redis_url, "SECRET_KEY": "bench", "MAX_ACTIVE_TASKS": 10**6}
+        {
+            "PROGRESSBAR_REDIS_URL": stack.redis_url,
+            "SECRET_KEY": "bench",
+            "PROGRESSBAR_MAX_ACTIVE_TASKS": 10**6,
+        }
     )
     publisher = external_publisher(app)
     publisher.warm_up()

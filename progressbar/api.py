@@ -12,7 +12,7 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, jsonify, request, url_for
+from flask import Blueprint, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
@@ -21,6 +21,7 @@ from .errors import ProtocolError
 from .identity import current_identity
 from .openapi import openapi_document
 from .publisher import NAMESPACE
+from .state import state
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ STATUS = {
     "limit": 429,
     "unavailable": 503,
     "internal": 500,
+    "unauthorized": 401,
 }
 
 
@@ -65,7 +67,7 @@ def unexpected(exc: Exception) -> tuple[Response, int]:
 
 
 def _same_origin(origin: str) -> bool:
-    allowed = current_app.config["ALLOWED_ORIGINS"]
+    allowed = state().settings.allowed_origins
     own = urlsplit(request.host_url)
     theirs = urlsplit(origin)
     return (theirs.scheme, theirs.netloc) == (own.scheme, own.netloc) or origin in allowed
@@ -91,8 +93,7 @@ def _json_body() -> Any:
 
 
 def _emit(snapshot: dict[str, Any]) -> None:
-    socketio = current_app.extensions["socketio"]
-    socketio.emit("progress", snapshot, namespace=NAMESPACE, to=snapshot["task_id"])
+    state().socketio.emit("progress", snapshot, namespace=NAMESPACE, to=snapshot["task_id"])
 
 
 @bp.post("/tasks")

@@ -17,14 +17,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import click
-from flask import current_app
 from flask.cli import AppGroup
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
-from . import kinds, service
+from . import service
 from .errors import ProtocolError
 from .publisher import NAMESPACE
+from .state import state
 from .store import TERMINAL_STATES
 
 EXIT = {"succeeded": 0, "failed": 1, "cancelled": 2, "lost": 3}
@@ -43,9 +43,10 @@ identity_option = click.option(
 
 def parse_params(kind_name: str, args: list[str]) -> dict[str, Any]:
     """`--name value` pairs, typed by the kind's parameters."""
-    kind = kinds.KINDS.get(kind_name)
+    kinds = state().kinds
+    kind = kinds.get(kind_name)
     if kind is None:
-        raise click.UsageError(f"no task kind named {kind_name!r}; try: {', '.join(kinds.KINDS)}")
+        raise click.UsageError(f"no task kind named {kind_name!r}; try: {', '.join(kinds.names())}")
     known = {p.name: p for p in kind.params}
     params: dict[str, Any] = {}
     pairs = iter(args)
@@ -97,7 +98,7 @@ def snapshots(task_id: str, identity: str) -> Iterator[dict[str, Any]]:
     the store every second in case a push was missed."""
     store = service.store()
     pubsub = store.redis.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(current_app.config["SOCKETIO_CHANNEL"])
+    pubsub.subscribe(state().settings.socketio_channel)
     try:
         yield service.get_task(task_id, identity)
         reread = time.monotonic() + 1

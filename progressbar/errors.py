@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-CODES = frozenset({"invalid", "unknown_kind", "not_found", "limit", "unavailable", "internal"})
+CODES = frozenset(
+    {"invalid", "unknown_kind", "not_found", "limit", "unavailable", "internal", "unauthorized"}
+)
 
 
 class ProtocolError(Exception):

@@ -1,4 +1,7 @@
-"""Who is asking: a random id in Flask's signed session cookie."""
+"""Who is asking: by default, a random id in Flask's signed session cookie.
+
+A host app with its own users replaces it with `ProgressBar.identity_loader`.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,11 @@ import secrets
 
 from flask import session
 
+from .errors import ProtocolError
+from .state import state
 
-def current_identity() -> str:
+
+def session_identity() -> str:
     """The caller's identity, created on first sight.
 
     Over HTTP it is saved in the session cookie. Inside a Socket.IO handler the
@@ -18,4 +24,12 @@ def current_identity() -> str:
     if not isinstance(identity, str):
         identity = session["identity"] = secrets.token_urlsafe(18)
         session.permanent = True
+    return identity
+
+
+def current_identity() -> str:
+    """The caller's identity from the app's loader; `unauthorized` if it has none."""
+    identity = state().identity()
+    if not isinstance(identity, str) or not identity:
+        raise ProtocolError("unauthorized", "sign in to start and follow tasks")
     return identity

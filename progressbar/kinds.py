@@ -1,17 +1,25 @@
-"""The task kinds a client may start, their parameters and how they are checked."""
+"""Task kinds a client may start: their parameters and how they are checked.
+
+A host app registers its own kinds on the extension (`ProgressBar.kind`);
+nothing here knows any particular task.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ProtocolError
 
+# Beyond this a browser cannot send an integer exactly.
+SAFE_INTEGER = 2**53 - 1
+
 
 @dataclass(frozen=True)
 class Param:
     """A parameter: a number (`integer` or not) in [minimum, maximum], or, with
-    `text`, a string of at most `maximum` characters."""
+    `text`, a string of at most `maximum` characters. No default: optional."""
 
     name: str
     label: str
@@ -21,6 +29,39 @@ class Param:
     default: float | None = None
     help: str = ""
     text: bool = False
+
+    @classmethod
+    def int_range(
+        cls,
+        name: str,
+        minimum: int = -SAFE_INTEGER,
+        maximum: int = SAFE_INTEGER,
+        default: int | None = None,
+        label: str | None = None,
+        help: str = "",
+    ) -> Param:
+        """A whole number in [minimum, maximum]."""
+        return cls(name, label or _label(name), True, minimum, maximum, default, help)
+
+    @classmethod
+    def float_range(
+        cls,
+        name: str,
+        minimum: float,
+        maximum: float,
+        default: float | None = None,
+        label: str | None = None,
+        help: str = "",
+    ) -> Param:
+        """Any number in [minimum, maximum]."""
+        return cls(name, label or _label(name), False, minimum, maximum, default, help)
+
+    @classmethod
+    def string(
+        cls, name: str, max_length: int, label: str | None = None, help: str = ""
+    ) -> Param:
+        """Optional text of at most `max_length` characters."""
+        return cls(name, label or _label(name), False, 0, max_length, None, help, text=True)
 
     def check(self, value: Any) -> Any:
         if self.text:
@@ -44,24 +85,42 @@ class Param:
         return value
 
 
+def _label(name: str) -> str:
+    return name.replace("_", " ").capitalize()
+
+
 @dataclass(frozen=True)
 class Kind:
-    name: str
-    title: str
-    task: str  # the Celery task name
-    description: str
-    params: tuple[Param, ...] = field(default_factory=tuple)
-    hidden: bool = False  # startable, but not offered on the page
-    parts_of: str | None = None  # a group: its parts are tasks of this kind
+    """A startable kind: its name in the protocol, the Celery task that runs it
+    (a task object or its registered name) and its parameters.
 
-    def part_params(self, params: dict[str, Any], index: int) -> dict[str, Any]:
-        """The params of the group's part number `index` (from 0)."""
-        part = {k: v for k, v in params.items() if k not in ("parts", "fail_at", "seed")}
-        if "seed" in params:
-            part["seed"] = params["seed"] + index
-        if "fail_at" in params and index == 0:
-            part["fail_at"] = params["fail_at"]  # only the first part fails
-        return part
+    A group has `parts_of` (the kind of its parts) and `split`, which turns the
+    group's checked params into one params dict per part.
+    """
+
+    name: str
+    task: Any = ""
+    title: str = ""
+    description: str = ""
+    params: tuple[Param, ...] = field(default_factory=tuple)
+    hidden: bool = False  # startable, but not offered on a page
+    parts_of: str | None = None
+    split: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name or not isinstance(self.name, str):
+            raise ValueError("a kind needs a non-empty name")
+        if (self.parts_of is None) != (self.split is None):
+            raise ValueError(f"kind {self.name}: a group needs both parts_of and split")
+        if self.parts_of is None and not self.task:
+            raise ValueError(f"kind {self.name}: needs the task that runs it")
+        if not self.title:
+            object.__setattr__(self, "title", _label(self.name))
+
+    @property
+    def task_name(self) -> str:
+        """The Celery task's name; a task object is asked only now, once Celery is set up."""
+        return self.task if isinstance(self.task, str) else str(self.task.name)
 
     def validate(self, params: Any) -> dict[str, Any]:
         """Checked params with defaults filled in; ProtocolError('invalid') if not."""
@@ -86,132 +145,54 @@ class Kind:
         return checked
 
 
-SAFE_INTEGER = 2**53 - 1  # beyond this a browser cannot send an integer exactly
+class Kinds:
+    """The kinds one extension offers, by name."""
 
-KINDS: dict[str, Kind] = {
-    kind.name: kind
-    for kind in (
-        Kind(
-            name="simulate",
-            title="Simulated job",
-            task="progressbar.simulate",
-            description="Advances in random steps of 3–10 points, sleeping in proportion.",
-            params=(
-                Param(
-                    "duration",
-                    "Duration (s)",
-                    integer=False,
-                    minimum=0.1,
-                    maximum=3600,
-                    default=30,
-                    help="How long the whole run takes",
-                ),
-                Param(
-                    "fail_at",
-                    "Fail at (%)",
-                    integer=True,
-                    minimum=1,
-                    maximum=99,
-                    help="Raise once progress passes this",
-                ),
-                Param(
-                    "seed",
-                    "Seed",
-                    integer=True,
-                    minimum=-SAFE_INTEGER,
-                    maximum=SAFE_INTEGER,
-                    help="Makes the steps repeatable",
-                ),
-                Param(
-                    "label",
-                    "Label",
-                    integer=False,
-                    minimum=0,
-                    maximum=80,
-                    text=True,
-                    help="Shown in each step's message",
-                ),
-            ),
-        ),
-        Kind(
-            name="primes",
-            title="Count primes",
-            task="progressbar.primes",
-            description="Real CPU work: a segmented sieve counts the primes below a limit.",
-            params=(
-                Param(
-                    "limit",
-                    "Below",
-                    integer=True,
-                    minimum=2,
-                    maximum=10**9,
-                    default=10**6,
-                    help="Count the primes below this",
-                ),
-            ),
-        ),
-        Kind(
-            name="batch",
-            title="Batch of simulations",
-            task="",
-            description="One bar for a group: the parts run in parallel, each a simulation.",
-            params=(
-                Param(
-                    "parts",
-                    "Parts",
-                    integer=True,
-                    minimum=2,
-                    maximum=32,
-                    default=4,
-                    help="How many simulations",
-                ),
-                Param(
-                    "duration",
-                    "Duration (s)",
-                    integer=False,
-                    minimum=0.1,
-                    maximum=3600,
-                    default=10,
-                    help="Of each part",
-                ),
-                Param(
-                    "fail_at",
-                    "Fail at (%)",
-                    integer=True,
-                    minimum=1,
-                    maximum=99,
-                    help="Part 1 fails once it passes this",
-                ),
-                Param(
-                    "seed",
-                    "Seed",
-                    integer=True,
-                    minimum=-SAFE_INTEGER,
-                    maximum=SAFE_INTEGER - 32,
-                    help="Makes the steps repeatable",
-                ),
-            ),
-            parts_of="simulate",
-        ),
-        Kind(
-            name="ticker",
-            title="Steady ticker",
-            task="progressbar.ticker",
-            description="Reports at a fixed rate; each message is its update's wall time.",
-            params=(
-                Param("updates", "Updates", integer=True, minimum=1, maximum=10**6, default=100),
-                Param("rate", "Per second", integer=False, minimum=0.1, maximum=1000, default=10),
-            ),
-            hidden=True,  # for benchmarks
-        ),
-    )
-}
+    def __init__(self) -> None:
+        self._kinds: dict[str, Kind] = {}
 
+    def add(self, kind: Kind) -> Kind:
+        if kind.name in self._kinds:
+            raise ValueError(f"a kind named {kind.name!r} is already registered")
+        if kind.parts_of is not None and kind.parts_of not in self._kinds:
+            raise ValueError(f"kind {kind.name}: register its part kind {kind.parts_of!r} first")
+        self._kinds[kind.name] = kind
+        return kind
 
-def resolve(kind: Any, params: Any) -> tuple[Kind, dict[str, Any]]:
-    """The Kind named `kind` and its checked params."""
-    if not isinstance(kind, str) or not kind:
-        raise ProtocolError("invalid", "kind must be a non-empty string")
-    if kind not in KINDS:
-        raise ProtocolError("unknown_kind", f"no task kind named {kind[:40]!r}")
-    return KINDS[kind], KINDS[kind].validate(params)
+    def __iter__(self) -> Iterator[Kind]:
+        return iter(self._kinds.values())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._kinds
+
+    def __getitem__(self, name: str) -> Kind:
+        return self._kinds[name]
+
+    def get(self, name: str) -> Kind | None:
+        return self._kinds.get(name)
+
+    def names(self) -> list[str]:
+        return list(self._kinds)
+
+    def visible(self) -> list[Kind]:
+        """The kinds a page offers: all but the hidden ones."""
+        return [k for k in self._kinds.values() if not k.hidden]
+
+    def resolve(self, kind: Any, params: Any) -> tuple[Kind, dict[str, Any]]:
+        """The Kind named `kind` and its checked params."""
+        if not isinstance(kind, str) or not kind:
+            raise ProtocolError("invalid", "kind must be a non-empty string")
+        found = self._kinds.get(kind)
+        if found is None:
+            raise ProtocolError("unknown_kind", f"no task kind named {kind[:40]!r}")
+        return found, found.validate(params)
+
+    def parts(self, kind: Kind, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """A group's part params, checked as its part kind's; [] if not a group."""
+        if kind.split is None or kind.parts_of is None:
+            return []
+        part_kind = self._kinds[kind.parts_of]
+        parts = [part_kind.validate(p) for p in kind.split(params)]
+        if not parts:
+            raise ProtocolError("invalid", f"{kind.name} would have no parts")
+        return parts

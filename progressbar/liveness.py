@@ -31,7 +31,7 @@ REASONS: dict[type[BaseException], str] = {
 }
 
 
-def connect(app: Flask) -> None:
+def connect(app: Flask, interval: float) -> None:
     """Hook the worker's signals; they fire in the worker's main process only."""
 
     @task_received.connect(weak=False)
@@ -47,7 +47,10 @@ def connect(app: Flask) -> None:
     def start_heartbeats(sender: Any = None, **_: Any) -> None:
         name = getattr(sender, "hostname", None) or "worker"
         threading.Thread(
-            target=beat_forever, args=(app, name), name="progress-heartbeats", daemon=True
+            target=beat_forever,
+            args=(app, name, interval),
+            name="progress-heartbeats",
+            daemon=True,
         ).start()
 
     @task_failure.connect(weak=False)
@@ -62,13 +65,12 @@ def connect(app: Flask) -> None:
             publisher.emit(snapshot)
 
 
-def beat_forever(app: Flask, name: str) -> None:
+def beat_forever(app: Flask, name: str, interval: float) -> None:
     """Every HEARTBEAT_INTERVAL: this worker is alive (for /healthz), and so is
     every task it holds."""
     from celery.worker import state
 
     store = external_publisher(app).store
-    interval = app.config["HEARTBEAT_INTERVAL"]
     while True:
         held = [request.id for request in list(state.reserved_requests)]
         try:

@@ -8,7 +8,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from flask import current_app
 from flask_socketio import Namespace, join_room, leave_room
 
 from . import service
@@ -16,6 +15,7 @@ from .errors import ProtocolError, not_found
 from .identity import current_identity
 from .publisher import NAMESPACE
 from .service import UNAVAILABLE, fields, task_id_of
+from .state import state
 from .store import Store
 from .watchdog import Watchdog
 
@@ -57,16 +57,20 @@ class ProgressNamespace(Namespace):
 
     @property
     def store(self) -> Store:
-        return current_app.extensions["progress_store"]
+        return state().store
 
     def trigger_event(self, event: str, *args: Any) -> Any:
         if event in ("connect", "disconnect") or hasattr(self, f"on_{event}"):
             return super().trigger_event(event, *args)
         return ProtocolError("invalid", f"unknown event {event[:40]!r}").answer()
 
-    def on_connect(self, auth: Any = None) -> None:
-        current_identity()
+    def on_connect(self, auth: Any = None) -> bool:
+        try:
+            current_identity()
+        except ProtocolError:
+            return False  # the app's identity loader knows nobody: refused
         self._start_watchdog()
+        return True
 
     def _start_watchdog(self) -> None:
         # Web processes only (the worker builds the app but serves nobody);
@@ -75,7 +79,7 @@ class ProgressNamespace(Namespace):
             if self._watchdog is not None:
                 return
             self._watchdog = Watchdog(
-                self.store, self._emit, timeout=current_app.config["LOST_TIMEOUT"]
+                self.store, self._emit, timeout=state().settings.lost_timeout
             )
         self.socketio.start_background_task(self._watchdog.run, self.socketio.sleep)
 

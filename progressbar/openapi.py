@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import CODES
-from .kinds import KINDS
 from .reporter import queued_snapshot
+from .state import state
 
 NUMBER_OR_NULL = {"type": "number", "nullable": True}
 
@@ -92,7 +92,7 @@ TASK_ID = {
 
 
 def openapi_document() -> dict[str, Any]:
-    kinds = sorted(KINDS)
+    kinds = sorted(state().kinds.names())
     return {
         "openapi": "3.0.3",
         "info": {

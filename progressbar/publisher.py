@@ -10,6 +10,7 @@ from flask import Flask
 from flask_socketio import SocketIO
 
 from .message_queue import ResilientRedisManager, resync
+from .state import state
 from .store import TERMINAL_STATES, Store
 
 NAMESPACE = "/progress"
@@ -63,15 +64,16 @@ def queue_manager(app: Flask, write_only: bool) -> socketio.RedisManager:
 
     A web process's listener reconnects fast and then resyncs its rooms.
     """
-    options = {
-        "channel": app.config["SOCKETIO_CHANNEL"],
+    settings = state(app).settings
+    options: dict[str, Any] = {
+        "channel": settings.socketio_channel,
         "write_only": write_only,
-        "redis_options": {"max_connections": app.config["REDIS_MAX_CONNECTIONS"]},
+        "redis_options": {"max_connections": settings.redis_max_connections},
     }
     if write_only:
-        return socketio.RedisManager(app.config["REDIS_URL"], **options)
-    store: Store = app.extensions["progress_store"]
-    manager = ResilientRedisManager(app.config["REDIS_URL"], **options)
+        return socketio.RedisManager(settings.redis_url, **options)
+    store: Store = state(app).store
+    manager = ResilientRedisManager(settings.redis_url, **options)
     manager.on_reconnect = lambda: resync(manager, NAMESPACE, store.get)
     return manager
 
@@ -86,9 +88,11 @@ def external_publisher(app: Flask) -> Publisher:
     if publisher is None:
         queue = queue_manager(app, write_only=True)
         emitter = SocketIO(
-            message_queue=app.config["REDIS_URL"], client_manager=queue, async_mode="threading"
+            message_queue=state(app).settings.redis_url,
+            client_manager=queue,
+            async_mode="threading",
         )
         publisher = app.extensions[key] = Publisher(
-            app.extensions["progress_store"], emitter, publish_from_store=True
+            state(app).store, emitter, publish_from_store=True
         )
     return publisher

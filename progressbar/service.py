@@ -8,13 +8,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from flask import current_app
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
-from . import kinds
 from .errors import ProtocolError, not_found
 from .reporter import queued_snapshot
+from .state import state
 from .store import LimitReached, Store
 
 MAX_TASK_ID = 64
@@ -30,7 +29,7 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (RedisError, OperationalError, OS
 
 
 def store() -> Store:
-    return current_app.extensions["progress_store"]
+    return state().store
 
 
 def fields(payload: Any, allowed: set[str]) -> dict[str, Any]:
@@ -67,37 +66,36 @@ def start_task(
     on failure nothing is left behind. Returns the queued SNAPSHOT.
     """
     payload = fields(payload, {"kind", "params"})
+    kinds = state().kinds
     kind, params = kinds.resolve(payload.get("kind"), payload.get("params"))
     task_id = secrets.token_urlsafe(18)
     queued = queued_snapshot(task_id, kind.name, time.time())
-    parts: dict[str, str] = {}
-    part_task = ""
-    if kind.parts_of:
-        parts = {secrets.token_urlsafe(18): kind.parts_of for _ in range(params["parts"])}
-        part_task = kinds.KINDS[kind.parts_of].task
+    part_params = kinds.parts(kind, params)
+    parts = {secrets.token_urlsafe(18): str(kind.parts_of) for _ in part_params}
     try:
         if parts:
             snapshot = store().create_group(task_id, owner, queued, parts)
         else:
             snapshot = store().create(task_id, owner, queued)
     except LimitReached:
-        limit = current_app.config["MAX_ACTIVE_TASKS"]
+        limit = state().settings.max_active_tasks
         raise ProtocolError(
             "limit", f"you already have {limit} unfinished tasks; wait or cancel one"
         ) from None
     if subscribe:
         subscribe(task_id)
-    celery = current_app.extensions["celery"]
+    celery = state().celery
     try:
         if parts:
-            for index, part_id in enumerate(parts):
-                celery.send_task(part_task, kwargs=kind.part_params(params, index), task_id=part_id)
+            part_task = kinds[str(kind.parts_of)].task_name
+            for part_id, kwargs in zip(parts, part_params, strict=True):
+                celery.send_task(part_task, kwargs=kwargs, task_id=part_id)
         else:
-            celery.send_task(kind.task, kwargs=params, task_id=task_id)
+            celery.send_task(kind.task_name, kwargs=params, task_id=task_id)
     except Exception:
         if unsubscribe:
             unsubscribe(task_id)
-        # Parts already sent find no record and stop at their first report.
+        # Parts already sent find no record: they run without reporting.
         store().discard(task_id, owner, *parts)
         raise
     return snapshot

@@ -1,4 +1,4 @@
-"""HTTP routes: the page, and the browser's third-party JS from node_modules."""
+"""The extension's HTTP routes: /healthz and the browser client's modules."""
 
 from __future__ import annotations
 
@@ -6,16 +6,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, abort, current_app, render_template, send_from_directory
+from flask import Blueprint, abort, send_from_directory
 from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
-from .identity import current_identity
-from .kinds import KINDS
+from .state import state
 
-bp = Blueprint("views", __name__)
+bp = Blueprint("progressbar", __name__)
 
-# Files of npm packages the page may load; nothing else under node_modules is served.
+STATIC = Path(__file__).resolve().parent / "static"
+# socket.io-client's browser build: copied into the package when a wheel is
+# built; read from node_modules in a source checkout (`npm ci`).
 VENDOR = {
     "socket.io.esm.min.js": "socket.io-client/dist",
     "socket.io.esm.min.js.map": "socket.io-client/dist",
@@ -25,23 +26,20 @@ NODE_MODULES = Path(__file__).resolve().parent.parent / "node_modules"
 
 @bp.before_app_request
 def ensure_identity() -> None:
-    current_identity()
-
-
-@bp.get("/")
-def index() -> str:
-    return render_template("index.html", kinds=[k for k in KINDS.values() if not k.hidden])
+    # The default identity lives in the session cookie: set it on any page
+    # load, so the Socket.IO connection that follows carries it.
+    state().identity()
 
 
 @bp.get("/healthz")
 def healthz() -> tuple[dict[str, Any], int]:
     """Is Redis reachable, and is at least one worker alive? 200 if both, else 503."""
-    store = current_app.extensions["progress_store"]
+    store = state().store
     started = time.perf_counter()
     redis: dict[str, Any]
     try:
         # Seen within three heartbeats: one late beat is not a dead worker.
-        workers = store.workers(3 * current_app.config["HEARTBEAT_INTERVAL"])
+        workers = store.workers(3 * state().settings.heartbeat_interval)
         redis = {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
     except RedisError as exc:
         workers, redis = [], {"ok": False, "error": type(exc).__name__}
@@ -50,9 +48,15 @@ def healthz() -> tuple[dict[str, Any], int]:
     return body, 200 if healthy else 503
 
 
-@bp.get("/vendor/<path:filename>")
-def vendor(filename: str) -> Response:
-    folder = VENDOR.get(filename)
-    if folder is None or not (NODE_MODULES / folder / filename).is_file():
+@bp.get("/progressbar/static/<path:filename>")
+def static(filename: str) -> Response:
+    """The browser client (ES modules), and socket.io-client for it."""
+    if filename.startswith("vendor/"):
+        name = filename.removeprefix("vendor/")
+        if name not in VENDOR:
+            abort(404)
+        for folder in (STATIC / "vendor", NODE_MODULES / VENDOR[name]):
+            if (folder / name).is_file():
+                return send_from_directory(folder, name, max_age=3600)
         abort(404)
-    return send_from_directory(NODE_MODULES / folder, filename, max_age=3600)
+    return send_from_directory(STATIC, filename, max_age=3600)

@@ -84,9 +84,9 @@ class Process:
 def process_env(redis_url: str, secret: str, **extra: str) -> dict[str, str]:
     """The environment of a test stack's processes: the caller's, less any Flask
     or progressbar setting of its own, so nothing leaks in from the shell."""
-    from progressbar.config import from_environment
+    from progressbar.settings import ENVIRONMENT
 
-    ours = set(from_environment())
+    ours = {*ENVIRONMENT, "SECRET_KEY", "HOST", "PORT", "WEB_MAX_CONNECTIONS"}
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLASK_") and k not in ours}
     env.update(REDIS_URL=redis_url, SECRET_KEY=secret, PYTHONUNBUFFERED="1", **extra)
     return env
@@ -99,7 +99,7 @@ def pool_pids(worker_pid: int) -> list[int]:
 
 
 def redis_server_binary() -> str:
-    from progressbar.redis_server import find_binary
+    from demo.redis_server import find_binary
 
     binary = find_binary()
     if binary is None:

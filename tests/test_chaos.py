@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 
-from progressbar.demos import count_primes
+from demo.work import count_primes
 from tests.stack import (
     TERMINAL,
     ProgressClient,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from progressbar.demos import count_primes, simulate_steps
+from demo.work import count_primes, simulate_steps
 
 
 @pytest.mark.parametrize(

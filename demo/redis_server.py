@@ -1,6 +1,6 @@
 """Run a local redis-server for the Procfile, unless REDIS_URL names one already.
 
-`python -m progressbar.redis_server` starts Redis on 127.0.0.1:6379 with its
+`python -m demo.redis_server` starts Redis on 127.0.0.1:6379 with its
 files in the instance folder. With REDIS_URL set, the user runs their own Redis:
 this process then just waits, so `honcho start` keeps the other processes up.
 """
@@ -14,7 +14,11 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .config import DEFAULT_REDIS_URL, PROJECT_ROOT
+from progressbar import Settings
+
+from .config import PROJECT_ROOT
+
+DEFAULT_REDIS_URL = Settings().redis_url
 
 
 def find_binary() -> str | None:
@@ -51,7 +55,7 @@ def main() -> None:
         return
     binary = find_binary()
     if binary is None:
-        sys.exit("redis-server not found: run ./run (it installs one) or set REDIS_URL")
+        sys.exit("redis-server not found: run bin/run (it installs one) or set REDIS_URL")
     url = urlparse(DEFAULT_REDIS_URL)
     data = PROJECT_ROOT / "instance" / "redis"
     data.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,147 @@
+"""`ProgressBar`, the Flask extension: one object a host app creates and binds
+with `init_app(app)`, as Flask extensions do."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from flask import Flask
+from flask_socketio import SocketIO
+
+from .celery_app import celery_init_app
+from .cli import progress_cli
+from .identity import session_identity
+from .kinds import Kind, Kinds, Param
+from .namespace import ProgressNamespace
+from .publisher import NAMESPACE, queue_manager
+from .settings import Settings
+from .state import EXTENSION, State
+from .store import Store, connect
+
+T = TypeVar("T")
+
+
+def _eventlet_patched() -> bool:
+    # Look without importing: only a web entry point may bring eventlet in.
+    patcher = sys.modules.get("eventlet.patcher")
+    return bool(patcher and patcher.is_monkey_patched("socket"))
+
+
+class ProgressBar:
+    """Live progress bars for an app's Celery tasks.
+
+    `init_app(app)` sets up, from `app.config["PROGRESSBAR_*"]`: the Celery app
+    (`app.extensions["celery"]`, tasks run with a reporter), the Socket.IO
+    server (`self.socketio`, with its `/progress` namespace on Redis), the HTTP
+    API under `/api`, `/healthz`, the browser client under `/progressbar/static/`
+    and the `flask progress` commands. Kinds are registered on this object, so
+    they may be declared before or after `init_app`.
+    """
+
+    def __init__(self, app: Flask | None = None) -> None:
+        self.kinds = Kinds()
+        self.socketio = SocketIO()
+        self.socketio.on_namespace(ProgressNamespace(NAMESPACE))
+        self._identity: Callable[[], str | None] = session_identity
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask, celery_config: dict[str, Any] | None = None) -> None:
+        """Bind to `app`; `celery_config` adds to (or overrides) the Celery settings."""
+        settings = Settings.from_config(app.config)
+        app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+        store = Store(
+            connect(settings.redis_url, settings.redis_max_connections),
+            ttl=settings.task_ttl,
+            heartbeat_timeout=settings.lost_timeout,
+            max_active=settings.max_active_tasks,
+            channel=settings.socketio_channel,
+        )
+        app.extensions[EXTENSION] = State(
+            settings=settings,
+            store=store,
+            kinds=self.kinds,
+            socketio=self.socketio,
+            celery=celery_init_app(app, settings, celery_config),
+            identity=lambda: self._identity(),
+        )
+        self.socketio.init_app(
+            app,
+            async_mode=settings.socketio_async_mode
+            or ("eventlet" if _eventlet_patched() else "threading"),
+            message_queue=settings.redis_url,
+            client_manager=queue_manager(app, write_only=False),
+            cors_allowed_origins=list(settings.allowed_origins) or None,
+            max_http_buffer_size=64 * 1024,
+            transports=list(settings.socketio_transports),
+        )
+        from . import api, views
+
+        app.register_blueprint(views.bp)
+        app.register_blueprint(api.bp)
+        app.cli.add_command(progress_cli)
+
+    def identity_loader(self, loader: Callable[[], str | None]) -> Callable[[], str | None]:
+        """Decorator: who owns tasks, e.g. the signed-in user's id. It runs in a
+        request or a Socket.IO event; returning None refuses the caller
+        (`unauthorized`). The default is a random id in the session cookie."""
+        self._identity = loader
+        return loader
+
+    def add_kind(self, kind: Kind) -> Kind:
+        """Offer `kind` to clients: `start` with its name runs its task."""
+        return self.kinds.add(kind)
+
+    def kind(
+        self,
+        name: str,
+        *,
+        title: str = "",
+        description: str = "",
+        params: Iterable[Param] = (),
+        hidden: bool = False,
+    ) -> Callable[[T], T]:
+        """Decorator over a Celery task: clients may start it as kind `name`,
+        with `params` checked before anything is queued."""
+
+        def register(task: T) -> T:
+            self.add_kind(
+                Kind(
+                    name=name,
+                    task=task,
+                    title=title,
+                    description=description,
+                    params=tuple(params),
+                    hidden=hidden,
+                )
+            )
+            return task
+
+        return register
+
+    def group(
+        self,
+        name: str,
+        *,
+        parts_of: str,
+        split: Callable[[dict[str, Any]], list[dict[str, Any]]],
+        title: str = "",
+        description: str = "",
+        params: Iterable[Param] = (),
+        hidden: bool = False,
+    ) -> Kind:
+        """Offer a group: one bar over parts of kind `parts_of`, running in
+        parallel; `split(params)` gives each part's params."""
+        return self.add_kind(
+            Kind(
+                name=name,
+                title=title,
+                description=description,
+                params=tuple(params),
+                hidden=hidden,
+                parts_of=parts_of,
+                split=split,
+            )
+        )

@@ -1,0 +1,104 @@
+"""The extension's settings: `PROGRESSBAR_*` keys of the Flask config, with defaults.
+
+Each setting `X` is `PROGRESSBAR_X` in `app.config` and `X` in the environment
+(`environment_config()` reads the environment, for apps deployed Heroku-style).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+PREFIX = "PROGRESSBAR_"
+TRANSPORTS = ("polling", "websocket")
+
+
+def _names(raw: Any, setting: str, allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """A list given as a list, or as one comma-separated string."""
+    items = raw.split(",") if isinstance(raw, str) else list(raw or ())
+    names = tuple(str(item).strip() for item in items if str(item).strip())
+    if allowed is not None and (not names or set(names) - set(allowed)):
+        raise ValueError(f"{setting}: {raw!r}; use {', '.join(allowed)} or both")
+    return names
+
+
+def _optional_str(raw: Any, setting: str) -> str | None:
+    return str(raw) if raw not in (None, "") else None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting with its default. Field `x` is read from `PROGRESSBAR_X`."""
+
+    # Broker, result store, Socket.IO message queue and task records.
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Redis pool size of each process; the pool waits rather than fails.
+    redis_max_connections: int = 200
+    # Pub/sub channel shared by web processes and workers.
+    socketio_channel: str = "progressbar"
+    # None: eventlet if the web entry point patched the process, else threading.
+    socketio_async_mode: str | None = None
+    # ("websocket",) alone needs no sticky sessions behind a load balancer.
+    socketio_transports: tuple[str, ...] = TRANSPORTS
+    # Origins allowed besides the page's own.
+    allowed_origins: tuple[str, ...] = ()
+    # Seconds: at most one push per task per interval.
+    progress_interval: float = 0.1
+    # Seconds a task record is kept after its last update.
+    task_ttl: int = 24 * 3600
+    # Pool processes per worker.
+    worker_concurrency: int = 8
+    # Seconds between a worker's heartbeats for the tasks it holds.
+    heartbeat_interval: float = 1.0
+    # Seconds without a heartbeat before a task is reported lost.
+    lost_timeout: float = 5.0
+    # Unfinished tasks one identity may have.
+    max_active_tasks: int = 10
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Settings:
+        """Read `PROGRESSBAR_*` keys, converting strings as the environment gives them."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            key = PREFIX + f.name.upper()
+            if key in config and config[key] is not None:
+                try:
+                    values[f.name] = _PARSERS[f.name](config[key], key)
+                except (TypeError, ValueError) as exc:
+                    raise ValueError(f"{key}: {exc}") from None
+        return cls(**values)
+
+
+def _number(kind: Callable[[Any], Any]) -> Callable[[Any, str], Any]:
+    def parse(raw: Any, setting: str) -> Any:
+        if isinstance(raw, bool):
+            raise ValueError(f"expected a number, got {raw!r}")
+        return kind(raw)
+
+    return parse
+
+
+_PARSERS: dict[str, Callable[[Any, str], Any]] = {
+    "redis_url": lambda raw, _: str(raw),
+    "redis_max_connections": _number(int),
+    "socketio_channel": lambda raw, _: str(raw),
+    "socketio_async_mode": _optional_str,
+    "socketio_transports": lambda raw, key: _names(raw, key, TRANSPORTS),
+    "allowed_origins": lambda raw, key: _names(raw, key),
+    "progress_interval": _number(float),
+    "task_ttl": _number(int),
+    "worker_concurrency": _number(int),
+    "heartbeat_interval": _number(float),
+    "lost_timeout": _number(float),
+    "max_active_tasks": _number(int),
+}
+
+# The environment variable of each setting: its field name in capitals.
+ENVIRONMENT = tuple(f.name.upper() for f in fields(Settings))
+
+
+def environment_config(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The `PROGRESSBAR_*` config keys for the settings set (non-empty) in `environ`."""
+    return {PREFIX + name: environ[name] for name in ENVIRONMENT if environ.get(name)}
