@@ -87,7 +87,7 @@ def browser_latency(stack: BenchStack, updates: int, runs: int = 3) -> dict[str,
 def _browser_run(stack: BenchStack, updates: int) -> list[float]:
     from playwright.sync_api import sync_playwright
 
-    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+    from tests.stack import CHROMIUM, CHROMIUM_ARGS
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -18,6 +18,16 @@ import requests
 import socketio
 
 ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 TERMINAL = {"succeeded", "failed", "cancelled", "lost"}
 Snapshot = dict[str, Any]
 
@@ -47,13 +57,15 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: fl
 class Process:
     """A child process whose output goes to a log file, shown when a test fails."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, args: list[str], env: dict[str, str], log: Path, cwd: Path = ROOT
+    ) -> None:
         self.args = args
         self.log = log
         self._out = open(log, "ab")  # noqa: SIM115  closed in stop()
         self.popen = subprocess.Popen(
             args,
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
             stdout=self._out,
             stderr=subprocess.STDOUT,
@@ -124,14 +136,21 @@ def start_redis(
     return process, url
 
 
-def start_worker(env: dict[str, str], logs: Path, name: str, *extra: str) -> Process:
+def start_worker(
+    env: dict[str, str],
+    logs: Path,
+    name: str,
+    *extra: str,
+    app: str = "celery_worker",
+    cwd: Path = ROOT,
+) -> Process:
     process = Process(
         [
             sys.executable,
             "-m",
             "celery",
             "-A",
-            "celery_worker",
+            app,
             "worker",
             "-l",
             "info",
@@ -143,6 +162,7 @@ def start_worker(env: dict[str, str], logs: Path, name: str, *extra: str) -> Pro
         ],
         env,
         logs / f"{name}.log",
+        cwd,
     )
     # Ready once it answers a ping over the broker.
     from celery import Celery
@@ -163,9 +183,16 @@ def start_worker(env: dict[str, str], logs: Path, name: str, *extra: str) -> Pro
     return process
 
 
-def start_web(args: list[str], env: dict[str, str], port: int, logs: Path, name: str) -> Process:
+def start_web(
+    args: list[str],
+    env: dict[str, str],
+    port: int,
+    logs: Path,
+    name: str,
+    cwd: Path = ROOT,
+) -> Process:
     env = {**env, "PORT": str(port), "HOST": "127.0.0.1"}
-    process = Process(args, env, logs / f"{name}.log")
+    process = Process(args, env, logs / f"{name}.log", cwd)
     wait_until(
         lambda: process.alive() and requests.get(f"http://127.0.0.1:{port}/", timeout=1).ok,
         30,
