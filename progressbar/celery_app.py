@@ -6,10 +6,10 @@ import logging
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_init
+from celery.signals import worker_process_init
 from flask import Flask
 
-from . import liveness, logs
+from . import liveness
 from .errors import TaskError
 from .publisher import external_publisher
 from .reporter import Progress, TaskCancelled
@@ -93,11 +93,6 @@ def celery_init_app(
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
     )
     celery_app.conf.update(extra_config or {})
-
-    @after_setup_logger.connect(weak=False)
-    @after_setup_task_logger.connect(weak=False)
-    def single_line_logs(logger: logging.Logger, **_: Any) -> None:
-        logs.use_line_format(logger)
 
     @worker_process_init.connect(weak=False)
     def warm_up(**_: Any) -> None:
