@@ -77,6 +77,10 @@ class ProgressBar:
             max_http_buffer_size=64 * 1024,
             transports=list(settings.socketio_transports),
         )
+        # For pages: `new ProgressClient({transports: {{ progressbar_transports()|tojson }}})`.
+        transports = list(settings.socketio_transports)
+        app.add_template_global(lambda: transports, "progressbar_transports")
+
         from . import api, views
 
         app.register_blueprint(views.bp)

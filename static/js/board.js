@@ -1,13 +1,10 @@
-// The list of task cards: which tasks are shown, in what order, and keeping
-// them in step with the server across reloads and reconnects.
+// The list of task cards: which tasks are shown and in what order. Keeping
+// each card current (seq order, resubscribing, re-asking) is ProgressClient's.
 
-import { errorMessage } from "./connection.js";
+import { errorMessage } from "progressbar";
 import { TaskCard } from "./task-card.js";
 
 const RESYNC_AFTER_MS = 5000;
-// A live bar that heard nothing for this long asks the server again: pub/sub
-// delivers at most once, and a bar must never sit frozen on a lost push.
-const STALE_AFTER_MS = 30000;
 
 /** Ids the user dismissed, kept across reloads so `list` does not bring them back. */
 export class DismissedIds {
@@ -40,81 +37,59 @@ export class DismissedIds {
 }
 
 export class TaskBoard {
-  constructor({ list, empty, error, heading, template, announcer, titles, dismissed }) {
-    Object.assign(this, { list, empty, error, heading, template, announcer, titles, dismissed });
+  constructor({ client, list, empty, error, heading, template, announcer, titles, dismissed }) {
+    Object.assign(this, { client, list, empty, error, heading, template, announcer, titles, dismissed });
     this.cards = new Map();
-    this.connection = null;
     this.updateEmpty();
   }
 
-  /** Show a snapshot from any source (ack, push, list); the card's seq decides. */
-  receive(snapshot, { announce = true } = {}) {
-    if (!snapshot || typeof snapshot.task_id !== "string" || this.dismissed.has(snapshot.task_id)) {
-      return;
-    }
-    const card = this.cards.get(snapshot.task_id);
-    if (!card) {
-      this.add(snapshot, announce);
-      return;
-    }
-    const before = card.state;
-    if (card.apply(snapshot) && card.state !== before && announce) this.announce(card);
-  }
-
-  add(snapshot, announce) {
+  /** Add a card for a task not shown yet, from any source (start, list); the client keeps it current. */
+  show(snapshot, { announce = true } = {}) {
+    const id = snapshot?.task_id;
+    if (typeof id !== "string" || this.cards.has(id) || this.dismissed.has(id)) return;
     const title = this.titles.get(snapshot.kind) ?? snapshot.kind;
     const card = new TaskCard(this.template, snapshot, title, {
       onCancel: (c) => this.cancel(c),
       onDismiss: (c) => this.dismiss(c),
     });
-    this.cards.set(card.taskId, card);
-    // Newest first, wherever it came from: a start, a push or a list.
+    this.cards.set(id, card);
+    // Newest first, wherever it came from.
     const next = [...this.list.children].find(
       (el) => this.cards.get(el.dataset.taskId).createdAt < card.createdAt,
     );
     this.list.insertBefore(card.root, next ?? null);
     this.updateEmpty();
     if (announce) this.announce(card);
+    card.unwatch = this.client.watch(id, (update) => this.update(card, update));
   }
 
-  /** On every (re)connect: show tasks not yet shown and follow the live ones again. */
+  update(card, snapshot) {
+    const before = card.state;
+    card.apply(snapshot);
+    if (card.state !== before) this.announce(card);
+  }
+
+  /** On every (re)connect: show the tasks not shown yet (another tab's, or from before a reload). */
   async sync() {
     clearTimeout(this.resyncTimer);
-    const answer = await this.connection.request("list", {});
+    const answer = await this.client.list();
     if (!answer.ok) {
       this.error.textContent = `Could not load your tasks: ${errorMessage(answer)}`;
-      this.resyncTimer = setTimeout(() => this.connection.connected && this.sync(), RESYNC_AFTER_MS);
+      this.resyncTimer = setTimeout(() => this.client.connected && this.sync(), RESYNC_AFTER_MS);
       return;
     }
     this.error.textContent = "";
     // Restored cards are not news: the live region speaks only of changes.
-    for (const snapshot of answer.tasks ?? []) this.receive(snapshot, { announce: false });
-    const live = [...this.cards.values()].filter((card) => card.active);
-    await Promise.all(live.map((card) => this.follow(card)));
-  }
-
-  async follow(card) {
-    const answer = await this.connection.request("subscribe", { task_id: card.taskId });
-    if (answer.ok) this.receive(answer.task);
-    else if (answer.error?.code === "not_found") {
-      card.markGone("The server no longer knows this task.");
-      this.announce(card);
-    }
-    // Anything else (timeout, offline) is retried by the next connect.
+    for (const snapshot of answer.tasks) this.show(snapshot, { announce: false });
   }
 
   async cancel(card) {
-    card.setCancelling(true);
+    card.setBusy(true);
     card.showActionError("");
-    const answer = await this.connection.request("cancel", { task_id: card.taskId });
-    card.setCancelling(false);
-    if (!answer.ok) {
-      card.showActionError(`Could not cancel: ${errorMessage(answer)}`);
-      return;
-    }
-    this.receive(answer.task);
-    // Same seq as shown: the request itself is news only to this card.
-    if (answer.outcome === "requested") card.markCancelRequested();
+    // A "requested" answer reaches the card through the client, as `cancelling…`.
+    const answer = await this.client.cancel(card.taskId);
+    card.setBusy(false);
+    if (!answer.ok) card.showActionError(`Could not cancel: ${errorMessage(answer)}`);
   }
 
   dismiss(card) {
@@ -130,19 +105,11 @@ export class TaskBoard {
     this.cards.delete(card.taskId);
     this.updateEmpty();
     if (hadFocus) (nextButton ?? this.heading).focus();
-    // Best effort: leaving the room only saves pushes we would ignore anyway.
-    this.connection.request("unsubscribe", { task_id: card.taskId });
+    card.unwatch();
   }
 
   tick() {
-    const now = performance.now();
-    for (const card of this.cards.values()) {
-      card.tick();
-      if (card.active && now - card.receivedAt > STALE_AFTER_MS && this.connection?.connected) {
-        card.receivedAt = now; // one re-ask per quiet period, not one per tick
-        this.follow(card);
-      }
-    }
+    for (const card of this.cards.values()) card.tick();
   }
 
   announce(card) {

@@ -1,17 +1,17 @@
 // The page's entry point: start forms, the connection indicator, and the
-// wiring between the socket and the task board.
+// wiring between progressbar's client and the task board.
 
-import { Connection, errorMessage } from "./connection.js";
+import { ProgressClient, errorMessage } from "progressbar";
 import { DismissedIds, TaskBoard } from "./board.js";
 
 const TICK_MS = 1000;
 
-/** One kind's form: reads and checks its fields, emits `start`, reports errors. */
+/** One kind's form: reads and checks its fields, starts the task, reports errors. */
 class StartForm {
-  constructor(form, connection, onStarted) {
+  constructor(form, client, onStarted) {
     this.form = form;
     this.kind = form.dataset.kind;
-    this.connection = connection;
+    this.client = client;
     this.onStarted = onStarted;
     this.button = form.querySelector("button[type=submit]");
     this.alert = form.querySelector("[role=alert]");
@@ -60,7 +60,7 @@ class StartForm {
     }
     this.setPending(true);
     this.alert.textContent = "";
-    const answer = await this.connection.request("start", { kind: this.kind, params });
+    const answer = await this.client.start(this.kind, params);
     this.setPending(false);
     if (answer.ok) this.onStarted(answer.task);
     else this.alert.textContent = errorMessage(answer);
@@ -89,7 +89,17 @@ class StatusIndicator {
 
 function main() {
   const forms = [...document.querySelectorAll(".start-form")];
+  const status = new StatusIndicator(document.querySelector("#connection-status"));
+  // The server says which transports it serves (websocket alone behind a
+  // load balancer without sticky sessions).
+  const transports = (document.body.dataset.transports ?? "").split(",").filter(Boolean);
+  const client = new ProgressClient({
+    transports: transports.length ? transports : undefined,
+    onConnect: () => board.sync(),
+    onStatus: (state) => status.show(state),
+  });
   const board = new TaskBoard({
+    client,
     list: document.querySelector(".task-list"),
     empty: document.querySelector(".empty-state"),
     error: document.querySelector(".board-error"),
@@ -99,16 +109,9 @@ function main() {
     titles: new Map(forms.map((form) => [form.dataset.kind, form.dataset.title])),
     dismissed: new DismissedIds(),
   });
-  const status = new StatusIndicator(document.querySelector("#connection-status"));
-  const connection = new Connection({
-    onConnect: () => board.sync(),
-    onProgress: (snapshot) => board.receive(snapshot),
-    onStatus: (state) => status.show(state),
-  });
-  board.connection = connection;
-  for (const form of forms) new StartForm(form, connection, (task) => board.receive(task));
+  for (const form of forms) new StartForm(form, client, (task) => board.show(task));
   setInterval(() => board.tick(), TICK_MS);
-  connection.open();
+  client.open();
 }
 
 main();

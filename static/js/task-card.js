@@ -1,7 +1,7 @@
-// One task's card: owns its DOM, applies snapshots in seq order, and keeps
-// the clock fields moving between pushes.
+// One task's card: owns its DOM, shows the snapshots it is handed (the
+// library's client orders them), and keeps the clock fields moving between pushes.
 
-import * as format from "./format.js";
+import { barValue, format } from "progressbar";
 
 export const ACTIVE_STATES = new Set(["queued", "running"]);
 
@@ -24,8 +24,8 @@ export class TaskCard {
     this.taskId = snapshot.task_id;
     this.createdAt = snapshot.created_at;
     this.label = `${kindTitle} #${this.taskId.slice(0, 6)}`;
-    this.seq = -Infinity;
     this.snapshot = null;
+    this.busy = false;
 
     this.root = template.content.firstElementChild.cloneNode(true);
     const part = (name) => this.root.querySelector(`.task-${name}`);
@@ -60,30 +60,27 @@ export class TaskCard {
     return ACTIVE_STATES.has(this.state);
   }
 
-  /** Show `snapshot` unless an equal or newer one is already shown; true if shown. */
+  /** A running task asked to stop, which it does at its next report. */
+  get cancelling() {
+    return this.active && this.snapshot.cancel_requested === true;
+  }
+
+  /** Show `snapshot`: ProgressClient.watch hands over only newer ones. */
   apply(snapshot) {
-    if (!(snapshot?.seq > this.seq)) return false;
-    this.seq = snapshot.seq;
     this.snapshot = snapshot;
     // Local monotonic time: the server's clock may not agree with ours.
     this.receivedAt = performance.now();
     this.render();
-    return true;
   }
 
-  /** The server no longer knows the task (expired): say so instead of spinning forever. */
-  markGone(message) {
-    this.snapshot = { ...this.snapshot, state: "lost", eta: null, error: message };
-    this.render();
+  /** A cancel request is on its way: Cancel stays disabled until it is answered. */
+  setBusy(busy) {
+    this.busy = busy;
+    this.updateCancel();
   }
 
-  /** The owner asked to cancel; the task stops at its next report. */
-  markCancelRequested() {
-    this.snapshot = { ...this.snapshot, cancel_requested: true };
-    this.render();
-  }
-
-  setCancelling(busy) {
+  updateCancel() {
+    const busy = this.busy || this.cancelling;
     this.el.cancel.disabled = busy;
     this.el.cancel.setAttribute("aria-busy", String(busy));
   }
@@ -97,15 +94,9 @@ export class TaskCard {
     const { el } = this;
     const active = ACTIVE_STATES.has(s.state);
     this.root.dataset.state = s.state;
-    const cancelling = active && s.cancel_requested === true;
-    el.state.textContent = cancelling ? "cancelling…" : s.state;
+    el.state.textContent = this.cancelling ? "cancelling…" : s.state;
 
-    // Full when done whatever the last count said; empty rather than
-    // animated when a task ended without ever knowing its total.
-    let value = null;
-    if (s.state === "succeeded") value = 100;
-    else if (isNumber(s.percent)) value = s.percent;
-    else if (!active) value = 0;
+    const value = barValue(s);
     if (value === null) {
       el.bar.removeAttribute("value");
       el.bar.removeAttribute("aria-valuenow");
@@ -133,11 +124,8 @@ export class TaskCard {
     const hadFocus = this.root.contains(document.activeElement) && document.activeElement === el.cancel;
     el.cancel.hidden = !active;
     el.dismiss.hidden = active;
-    if (cancelling) this.setCancelling(true);
-    if (!active) {
-      this.setCancelling(false);
-      if (hadFocus) el.dismiss.focus();
-    }
+    this.updateCancel();
+    if (!active && hadFocus) el.dismiss.focus();
     this.tick();
   }
 

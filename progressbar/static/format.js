@@ -1,4 +1,4 @@
-// How numbers and durations read on a card. Pure functions, no DOM.
+// How numbers and durations read next to a bar. Pure functions, no DOM.
 
 const DASH = "—";
 

@@ -1,0 +1,122 @@
+// The Socket.IO link to the /progress namespace: requests with
+// acknowledgements, and the link's state for a status indicator.
+
+import { io } from "./vendor/socket.io.esm.min.js";
+
+const ACK_TIMEOUT_MS = 5000;
+// After the server refuses or drops us, socket.io does not retry by itself.
+const RETRY_AFTER_REFUSAL_MS = 5000;
+
+/**
+ * The server's answer to a request: `{ok: true, ...}` or
+ * `{ok: false, error: {code, message}}`. Besides the server's codes, the
+ * client answers `offline`, `timeout` and `invalid` (an answer it cannot read).
+ * @typedef {{ok: true, [field: string]: any} | {ok: false, error: {code: string, message: string}}} Answer
+ */
+
+const failure = (code, message) => ({ ok: false, error: { code, message } });
+
+/**
+ * The human message of a failed answer, whatever shape the error came in.
+ * @param {Answer | undefined} answer
+ * @returns {string}
+ */
+export function errorMessage(answer) {
+  return answer?.error?.message || "Something went wrong. Try again.";
+}
+
+export class Connection {
+  /**
+   * Nothing is sent before `open()`, so listeners added with `on()` miss no event.
+   * @param {object} [options]
+   * @param {string} [options.url] the server's origin; default the page's
+   * @param {string} [options.namespace] default "/progress"
+   * @param {string} [options.path] Socket.IO's HTTP path; default "/socket.io"
+   * @param {string[]} [options.transports] default ["polling", "websocket"];
+   *   ["websocket"] when the server serves only that (no sticky sessions)
+   * @param {(status: "connected" | "reconnecting") => void} [options.onStatus]
+   */
+  constructor({
+    url,
+    namespace = "/progress",
+    path,
+    transports = ["polling", "websocket"],
+    onStatus = () => {},
+  } = {}) {
+    const target = url ? url.replace(/\/+$/, "") + namespace : namespace;
+    // Credentials: the identity is the session cookie, also across origins.
+    const options = { autoConnect: false, transports, withCredentials: true };
+    if (path) options.path = path;
+    this.socket = io(target, options);
+    this.closed = false;
+    this.socket.on("connect", () => onStatus("connected"));
+    this.socket.on("disconnect", (reason) => {
+      if (reason === "io client disconnect") return; // close()
+      onStatus("reconnecting");
+      if (reason === "io server disconnect") this.retrySoon();
+    });
+    this.socket.on("connect_error", () => {
+      onStatus("reconnecting");
+      if (!this.socket.active) this.retrySoon();
+    });
+  }
+
+  /**
+   * Listen to a server event: "connect" (the first connect and every
+   * reconnect: the server forgot our rooms with the old socket) or
+   * "progress" (a pushed snapshot).
+   * @param {string} event
+   * @param {(...args: any[]) => void} handler
+   * @returns {this}
+   */
+  on(event, handler) {
+    this.socket.on(event, handler);
+    return this;
+  }
+
+  /** Connect, and keep reconnecting until `close()`. */
+  open() {
+    this.closed = false;
+    this.socket.connect();
+  }
+
+  /** Disconnect for good. */
+  close() {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    this.socket.disconnect();
+  }
+
+  /** @returns {boolean} */
+  get connected() {
+    return this.socket.connected;
+  }
+
+  retrySoon() {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.closed || this.socket.connect(), RETRY_AFTER_REFUSAL_MS);
+  }
+
+  /**
+   * Emit `event` and resolve to the server's answer. Never rejects: a timeout
+   * (5 s) or a dead link becomes an error answer like any other, so callers
+   * handle one shape.
+   * @param {string} event
+   * @param {object} [payload]
+   * @returns {Promise<Answer>}
+   */
+  async request(event, payload = {}) {
+    // Refuse rather than buffer: a `start` queued while offline could run
+    // long after the user was told it failed.
+    if (!this.socket.connected) {
+      return failure("offline", "Not connected to the server. Try again once it reconnects.");
+    }
+    try {
+      const answer = await this.socket.timeout(ACK_TIMEOUT_MS).emitWithAck(event, payload);
+      if (answer && typeof answer === "object" && typeof answer.ok === "boolean") return answer;
+      return failure("invalid", "The server sent an answer this page does not understand.");
+    } catch {
+      return failure("timeout", "The server did not answer in time. Try again.");
+    }
+  }
+}

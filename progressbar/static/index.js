@@ -1,0 +1,11 @@
+// progressbar's browser client: import what you need from here.
+//
+//   import { ProgressClient, ProgressBar } from "/progressbar/static/index.js";
+//
+// Its modules import socket.io-client from ./vendor/, served beside them.
+
+export { Connection, errorMessage } from "./connection.js";
+export { ProgressClient } from "./client.js";
+export { ProgressBar } from "./bar.js";
+export { TERMINAL_STATES, barValue, isTerminal } from "./snapshot.js";
+export * as format from "./format.js";

@@ -1,0 +1,99 @@
+// Connection against a fake socket: its options, one answer shape for every
+// failure, and a retry after the server refused or dropped us.
+
+import "./register.mjs";
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { sockets } from "./fake-socket.io.mjs";
+import { settle } from "./helpers.mjs";
+
+const { Connection, errorMessage } = await import("../../progressbar/static/index.js");
+
+function connection(t, options = {}) {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const statuses = [];
+  const conn = new Connection({ onStatus: (s) => statuses.push(s), ...options });
+  return { conn, socket: sockets.at(-1), statuses };
+}
+
+test("defaults: the page's origin, /progress, polling then websocket, not connected yet", (t) => {
+  const { socket } = connection(t);
+  assert.equal(socket.uri, "/progress");
+  assert.deepEqual(socket.options.transports, ["polling", "websocket"]);
+  assert.equal(socket.options.autoConnect, false);
+  assert.equal(socket.connects, 0);
+});
+
+test("url, namespace, path and transports are the caller's", (t) => {
+  const { socket } = connection(t, {
+    url: "https://tasks.example/",
+    namespace: "/jobs",
+    path: "/app/socket.io",
+    transports: ["websocket"],
+  });
+  assert.equal(socket.uri, "https://tasks.example/jobs");
+  assert.equal(socket.options.path, "/app/socket.io");
+  assert.deepEqual(socket.options.transports, ["websocket"]);
+});
+
+test("a request while offline is refused at once, and nothing is sent", async (t) => {
+  const { conn, socket } = connection(t);
+  const answer = await conn.request("start", { kind: "simulate" });
+  assert.equal(answer.ok, false);
+  assert.equal(answer.error.code, "offline");
+  assert.deepEqual(socket.emitted, []);
+});
+
+test("the server's answer comes back as is; an unreadable one becomes invalid", async (t) => {
+  const { conn, socket } = connection(t);
+  conn.open();
+  socket.up();
+  socket.server = (event) => (event === "list" ? { ok: true, tasks: [] } : "nonsense");
+  assert.deepEqual(await conn.request("list"), { ok: true, tasks: [] });
+  assert.deepEqual(socket.emitted, [["list", {}]]);
+  const bad = await conn.request("start", { kind: "x" });
+  assert.equal(bad.error.code, "invalid");
+});
+
+test("no answer within 5 s is a timeout answer, never a rejection", async (t) => {
+  const { conn, socket } = connection(t);
+  conn.open();
+  socket.up();
+  let answer;
+  conn.request("subscribe", { task_id: "a" }).then((a) => (answer = a));
+  t.mock.timers.tick(4999);
+  await settle();
+  assert.equal(answer, undefined);
+  t.mock.timers.tick(1);
+  await settle();
+  assert.equal(answer.error.code, "timeout");
+  assert.match(errorMessage(answer), /did not answer in time/);
+  assert.equal(errorMessage({ ok: false }), "Something went wrong. Try again.");
+});
+
+test("after the server drops us, it connects again 5 s later; close() stops that", (t) => {
+  const { conn, socket, statuses } = connection(t);
+  conn.open();
+  socket.up();
+  socket.drop("io server disconnect");
+  assert.equal(socket.connects, 1);
+  t.mock.timers.tick(5000);
+  assert.equal(socket.connects, 2);
+
+  socket.up();
+  socket.drop("io server disconnect");
+  conn.close();
+  t.mock.timers.tick(10_000);
+  assert.equal(socket.connects, 2);
+  assert.deepEqual(statuses, ["connected", "reconnecting", "connected", "reconnecting"]);
+});
+
+test("a refused connection is retried when socket.io gave up", (t) => {
+  const { conn, socket, statuses } = connection(t);
+  conn.open();
+  socket.active = false; // socket.io does not retry a refusal by itself
+  socket.fire("connect_error", new Error("refused"));
+  t.mock.timers.tick(5000);
+  assert.equal(socket.connects, 2);
+  assert.deepEqual(statuses, ["reconnecting"]);
+});

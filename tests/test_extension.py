@@ -1,0 +1,49 @@
+"""The extension in-process: what init_app sets up on an app, without Redis."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+
+from demo import create_app
+from progressbar import ProgressBar
+from progressbar.state import state
+
+
+def test_the_page_is_told_which_transports_the_server_serves() -> None:
+    app = create_app({"SECRET_KEY": "x", "PROGRESSBAR_SOCKETIO_TRANSPORTS": "websocket"})
+    page = app.test_client().get("/").get_data(as_text=True)
+    assert 'data-transports="websocket"' in page
+
+
+def test_init_app_sets_up_one_app_and_refuses_bad_settings() -> None:
+    app = Flask("host")
+    app.config.update(SECRET_KEY="x", PROGRESSBAR_MAX_ACTIVE_TASKS="3")
+    progress_bars = ProgressBar(app)
+    assert state(app).settings.max_active_tasks == 3
+    assert state(app).kinds is progress_bars.kinds
+    assert "celery" in app.extensions
+    rules = {rule.rule for rule in app.url_map.iter_rules()}
+    assert {"/api/tasks", "/healthz", "/progressbar/static/<path:filename>"} <= rules
+
+    other = Flask("other")
+    other.config["PROGRESSBAR_LOST_TIMEOUT"] = "soon"
+    with pytest.raises(ValueError, match="PROGRESSBAR_LOST_TIMEOUT"):
+        ProgressBar().init_app(other)
+    with pytest.raises(RuntimeError, match="init_app"):
+        state(Flask("bare"))
+
+
+def test_the_browser_client_and_its_socketio_build_are_served() -> None:
+    client = create_app({"SECRET_KEY": "x"}).test_client()
+
+    def get(path: str) -> tuple[int, bytes]:
+        with client.get(path) as response:
+            return response.status_code, response.data
+
+    status, module = get("/progressbar/static/index.js")
+    assert status == 200 and b"ProgressClient" in module
+    status, vendor = get("/progressbar/static/vendor/socket.io.esm.min.js")
+    assert status == 200 and b"export" in vendor
+    assert get("/progressbar/static/vendor/other.js")[0] == 404
+    assert get("/progressbar/static/../extension.py")[0] == 404
