@@ -201,6 +201,14 @@ def start_web(
     return process
 
 
+def page_errors(page: Any) -> list[str]:
+    """The errors a Playwright page reports from now on: exceptions and console errors."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    return errors
+
+
 def identity_cookie(base_url: str) -> str:
     """The Cookie header a browser would send after loading the page."""
     session = requests.Session()

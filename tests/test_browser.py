@@ -8,16 +8,14 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.stack import free_port, start_web
+from tests.stack import free_port, page_errors, start_web
 
 
 @pytest.fixture
 def page(browser: Browser, web: str) -> Iterator[Page]:
     context = browser.new_context(base_url=web)
     page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    errors = page_errors(page)
     page.goto("/")
     expect(page.locator("#connection-status")).to_have_attribute("data-state", "connected")
     yield page

@@ -26,6 +26,7 @@ from tests.stack import (
     Process,
     ProgressClient,
     free_port,
+    page_errors,
     process_env,
     start_web,
     start_worker,
@@ -183,9 +184,7 @@ def test_nobody_signed_in_is_refused_over_socketio_and_http(host: str) -> None:
 def test_the_host_page_fills_its_own_bar_in_chromium(browser: Browser, host: str) -> None:
     context = browser.new_context(base_url=host)
     page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    errors = page_errors(page)
     page.goto("/login?name=carol")
     page.get_by_role("button", name="Make thumbnails").click()
     bar = page.get_by_role("progressbar")

@@ -21,6 +21,22 @@ function hide(element) {
   });
 }
 
+/**
+ * Set a `<progress>` to `value` (0–100) with its `aria-valuenow`, or make it
+ * indeterminate for `null` (a running task with no total yet).
+ * @param {HTMLProgressElement} bar
+ * @param {number | null} value
+ */
+export function setBarValue(bar, value) {
+  if (value === null) {
+    bar.removeAttribute("value");
+    bar.removeAttribute("aria-valuenow");
+  } else {
+    bar.value = value;
+    bar.setAttribute("aria-valuenow", String(Math.floor(value)));
+  }
+}
+
 export class ProgressBar {
   /**
    * Replace `element`'s content with a bar, `<div class="pb">` (`root`):
@@ -84,13 +100,7 @@ export class ProgressBar {
     this.stateText.textContent = stateText;
 
     const value = barValue(s);
-    if (value === null) {
-      this.bar.removeAttribute("value");
-      this.bar.removeAttribute("aria-valuenow");
-    } else {
-      this.bar.value = value;
-      this.bar.setAttribute("aria-valuenow", String(Math.floor(value)));
-    }
+    setBarValue(this.bar, value);
     this.percent.textContent = format.percent(value);
     this.message.textContent = typeof s.message === "string" ? s.message : "";
 

@@ -1,7 +1,7 @@
 // One task's card: owns its DOM, shows the snapshots it is handed (the
 // library's client orders them), and keeps the clock fields moving between pushes.
 
-import { barValue, format } from "progressbar";
+import { barValue, format, setBarValue } from "progressbar";
 
 export const ACTIVE_STATES = new Set(["queued", "running"]);
 
@@ -97,13 +97,7 @@ export class TaskCard {
     el.state.textContent = this.cancelling ? "cancelling…" : s.state;
 
     const value = barValue(s);
-    if (value === null) {
-      el.bar.removeAttribute("value");
-      el.bar.removeAttribute("aria-valuenow");
-    } else {
-      el.bar.value = value;
-      el.bar.setAttribute("aria-valuenow", String(Math.floor(value)));
-    }
+    setBarValue(el.bar, value);
     el.percent.textContent = format.percent(value);
 
     const counted = isNumber(s.total) || (isNumber(s.current) && s.current > 0);
