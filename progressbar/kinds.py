@@ -112,7 +112,9 @@ class Kind:
             raise ValueError("a kind needs a non-empty name")
         if (self.parts_of is None) != (self.split is None):
             raise ValueError(f"kind {self.name}: a group needs both parts_of and split")
-        if self.parts_of is None and not self.task:
+        # Not `not self.task`: that would evaluate a shared task's proxy now.
+        missing = self.task is None or (isinstance(self.task, str) and not self.task)
+        if self.parts_of is None and missing:
             raise ValueError(f"kind {self.name}: needs the task that runs it")
         if not self.title:
             object.__setattr__(self, "title", _label(self.name))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from celery import Task, shared_task
 from flask import Flask
 
 from demo import create_app
-from progressbar import ProgressBar
+from progressbar import Param, ProgressBar, progress
 from progressbar.state import state
 
 
@@ -47,3 +48,23 @@ def test_the_browser_client_and_its_socketio_build_are_served() -> None:
     assert status == 200 and b"export" in vendor
     assert get("/progressbar/static/vendor/other.js")[0] == 404
     assert get("/progressbar/static/../extension.py")[0] == 404
+
+
+def test_kinds_may_be_declared_before_init_app_and_run_directly() -> None:
+    progress_bars = ProgressBar()
+
+    @progress_bars.kind("count", params=[Param.int_range("n", 1, 5)])
+    @shared_task(bind=True, name="tests.count")
+    def count(self: Task, n: int = 1) -> int:
+        with progress(self, total=n) as p:
+            for _ in p.iter(range(n)):
+                pass
+        return int(p.current)
+
+    app = Flask("early")
+    app.config["SECRET_KEY"] = "x"
+    progress_bars.init_app(app)
+    with app.app_context():
+        assert state().kinds["count"].task_name == "tests.count"
+        # Called directly, not through `start`: it runs, reporting to nobody.
+        assert count(3) == 3
