@@ -9,12 +9,11 @@ from celery import Celery, Task
 from celery.signals import worker_process_init
 from flask import Flask
 
-from . import liveness
+from . import liveness, logs
 from .errors import TaskError
 from .publisher import external_publisher
 from .reporter import Progress, TaskCancelled
 from .settings import Settings
-from .store import TERMINAL_STATES
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +35,17 @@ def celery_init_app(
 
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
             with app.app_context():
-                queued = self._record()
-                if queued is None:
+                claim = self._claim()
+                if claim == "missing":
                     # Called directly, or sent by other code than ours: it runs
                     # plainly, and its `progress(self)` reports to nobody.
                     return self.run(*args, **kwargs)
-                if queued.get("state") in TERMINAL_STATES:
-                    return None  # cancelled while queued, or judged lost: never start
-                progress = self._progress(queued)
+                if claim != "claimed":
+                    # Cancelled while queued, judged lost, or another delivery
+                    # of the same message has it: never run it twice.
+                    log.info("not run: %s", claim, extra=logs.task(self.request.id))
+                    return None
+                progress = self._progress()
                 self.request.progress = progress
                 # The body's `progress(self, total=...)` makes the first push.
                 progress.start(push=False)
@@ -63,13 +65,14 @@ def celery_init_app(
                 progress.finish("succeeded", result=result)
                 return result
 
-        def _record(self) -> dict[str, Any] | None:
+        def _claim(self) -> str:
             if self.request.id is None:
-                return None
-            return external_publisher(app).store.get(self.request.id)
+                return "missing"
+            return external_publisher(app).store.claim(self.request.id)
 
-        def _progress(self, queued: dict[str, Any]) -> Progress:
+        def _progress(self) -> Progress:
             publisher = external_publisher(app)
+            queued = publisher.store.get(self.request.id) or {}
             return Progress(
                 self.request.id,
                 str(queued.get("kind") or self.name),
@@ -89,7 +92,16 @@ def celery_init_app(
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=2,
-        broker_transport_options={"socket_connect_timeout": 1, "socket_timeout": 5},
+        broker_transport_options={
+            "socket_connect_timeout": 1,
+            "socket_timeout": 5,
+            # A message whose worker died before taking it on comes back after
+            # this long (Redis has no acks: kombu keeps it aside meanwhile);
+            # a copy delivered twice runs once (the store's CLAIM).
+            "visibility_timeout": settings.visibility_timeout,
+            "unacked_restore_interval": max(1, int(settings.visibility_timeout / 5)),
+            "unacked_restore_throttle": 1,
+        },
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
     )
     celery_app.conf.update(extra_config or {})

@@ -240,6 +240,23 @@ return cancelled
 """
 )
 
+# One delivery of a task's message takes the task on, once: the broker may
+# deliver a message twice (a worker died holding it, and it came back after
+# the visibility timeout, or a copy was restored while another worker still
+# held it). ARGV: prefix, id. Returns 'claimed', 'taken' (another delivery
+# has it), 'ended' (terminal) or 'missing' (no record: not started by us).
+CLAIM = (
+    PRELUDE
+    + """
+local key = task_key(ARGV[2])
+local state = redis.call('HGET', key, 'state')
+if not state then return 'missing' end
+if is_terminal(state) then return 'ended' end
+if redis.call('HSETNX', key, 'claimed', '1') == 0 then return 'taken' end
+return 'claimed'
+"""
+)
+
 # The owner's cancel. ARGV: prefix, id, ttl. For a group, every unfinished
 # part is cancelled. Returns {outcome, snapshot JSON}: 'cancelled',
 # 'requested' or 'finished'.

@@ -56,6 +56,9 @@ class Settings:
     lost_timeout: float = 5.0
     # Unfinished tasks one identity may have.
     max_active_tasks: int = 10
+    # Seconds before the broker hands out again a message that a worker took
+    # but never started (it died holding it): kombu's Redis visibility timeout.
+    visibility_timeout: float = 300.0
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -93,6 +96,7 @@ _PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "heartbeat_interval": _number(float),
     "lost_timeout": _number(float),
     "max_active_tasks": _number(int),
+    "visibility_timeout": _number(float),
 }
 
 # The environment variable of each setting: its field name in capitals.

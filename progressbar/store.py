@@ -65,6 +65,7 @@ class Store:
             for name in (
                 "CREATE",
                 "CREATE_PARTS",
+                "CLAIM",
                 "WRITE",
                 "HEARTBEAT",
                 "CANCEL",
@@ -150,6 +151,11 @@ class Store:
             "1" if publish else "",
         )
         return (int(seq), bool(cancel)) if seq else None
+
+    def claim(self, task_id: str) -> str:
+        """Take the task on for one delivery of its message: 'claimed', or
+        'taken', 'ended' or 'missing' when this delivery must not run it."""
+        return str(self._run("CLAIM", task_id))
 
     def heartbeat(self, *task_ids: str) -> set[str]:
         """Arm the deadline of these unfinished tasks; those whose cancel was asked."""

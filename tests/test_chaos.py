@@ -35,7 +35,9 @@ def test_chaos(tmp_path) -> None:
     rng = random.Random(2026)
     redis_port = free_port()
     redis, url = start_redis(tmp_path, redis_port, persistent=True)
-    env = process_env(url, "chaos")
+    # A message a killed worker had taken but not yet received comes back
+    # after the visibility timeout: 10 s here, so it runs within the wait.
+    env = process_env(url, "chaos", VISIBILITY_TIMEOUT="10")
     workers = [start_worker(env, tmp_path, f"chaos{i}", "-c", "4") for i in range(2)]
     port = free_port()
     web = start_web([sys.executable, "app.py"], env, port, tmp_path, "chaos-web")

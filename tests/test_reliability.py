@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from celery import Celery
 
 from tests.stack import (
     Process,
@@ -26,6 +27,7 @@ from tests.stack import (
     start_redis,
     start_web,
     start_worker,
+    wait_until,
 )
 
 
@@ -101,6 +103,32 @@ def test_cancel_a_queued_task_and_it_never_starts(stack: Stack, client: Progress
     seen = client.call("subscribe", {"task_id": waiting["task_id"]})["task"]
     assert (seen["state"], seen["seq"]) == ("cancelled", 2)
     assert all(p["state"] != "running" for p in client.pushes_for(waiting["task_id"]))
+
+
+def test_a_message_delivered_twice_runs_the_task_once(
+    stack: Stack, client: ProgressClient
+) -> None:
+    # The broker may hand a message out again (a worker died holding it; a
+    # copy restored after the visibility timeout): here, a second copy at once.
+    task = client.start("simulate", duration=2, seed=5)
+    task_id = task["task_id"]
+    client.wait_for(task_id, lambda s: s["state"] == "running")
+    celery = Celery(broker=stack.env["REDIS_URL"])
+    celery.send_task("demo.simulate", kwargs={"duration": 2, "seed": 5}, task_id=task_id)
+    celery.close()
+    final = client.wait_terminal(task_id, timeout=20)
+    assert final["state"] == "succeeded"
+    currents = [p["current"] for p in client.pushes_for(task_id) if p["state"] == "running"]
+    assert currents == sorted(currents)  # one run: the bar never starts over
+    skipped = f"task_id={task_id} "
+    wait_until(
+        lambda: any(
+            skipped in line and 'msg="not run: taken"' in line
+            for line in stack.worker.log.read_text().splitlines()
+        ),
+        10,
+        "the second copy skipped",
+    )
 
 
 def test_cancel_a_finished_task_changes_nothing(client: ProgressClient) -> None:

@@ -46,6 +46,18 @@ def test_writes_number_states_and_nothing_follows_the_end(store: Store) -> None:
     assert store.write("no-such-task", running("no-such-task")) is None
 
 
+def test_one_delivery_claims_a_task_and_no_other(store: Store) -> None:
+    task_id = new_task(store)
+    assert store.claim(task_id) == "claimed"
+    assert store.claim(task_id) == "taken"
+    store.write(task_id, running(task_id, 3, "succeeded", result=None))
+    assert store.claim(task_id) == "ended"
+    assert store.claim("no-such-task") == "missing"
+    cancelled = new_task(store)
+    store.cancel(cancelled)
+    assert store.claim(cancelled) == "ended"
+
+
 def test_limit_counts_only_unfinished_tasks(store: Store) -> None:
     ids = [new_task(store) for _ in range(3)]
     with pytest.raises(LimitReached):
