@@ -13,6 +13,7 @@ from . import liveness, logs
 from .errors import TaskError
 from .publisher import external_publisher
 from .reporter import Progress, TaskCancelled
+from .service import HEADER
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,13 +37,14 @@ def celery_init_app(
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
             with app.app_context():
                 claim = self._claim()
-                if claim == "missing":
+                if claim == "missing" and not self._sent_by_start():
                     # Called directly, or sent by other code than ours: it runs
                     # plainly, and its `progress(self)` reports to nobody.
                     return self.run(*args, **kwargs)
                 if claim != "claimed":
-                    # Cancelled while queued, judged lost, or another delivery
-                    # of the same message has it: never run it twice.
+                    # Cancelled while queued, judged lost, its record gone
+                    # (expired, or its start failed), or another delivery of
+                    # the same message has it: never run it twice.
                     log.info("not run: %s", claim, extra=logs.task(self.request.id))
                     return None
                 progress = self._progress()
@@ -64,6 +66,11 @@ def celery_init_app(
                     raise
                 progress.finish("succeeded", result=result)
                 return result
+
+        def _sent_by_start(self) -> bool:
+            request = self.request
+            headers = getattr(request, "headers", None) or {}
+            return bool(getattr(request, HEADER, None) or headers.get(HEADER))
 
         def _claim(self) -> str:
             if self.request.id is None:
@@ -104,7 +111,14 @@ def celery_init_app(
         },
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
     )
-    celery_app.conf.update(extra_config or {})
+    extra = dict(extra_config or {})
+    # Added to ours, not instead: the timeouts above keep a Redis outage short.
+    transport = extra.pop("broker_transport_options", {})
+    celery_app.conf.broker_transport_options = {
+        **celery_app.conf.broker_transport_options,
+        **transport,
+    }
+    celery_app.conf.update(extra)
 
     @worker_process_init.connect(weak=False)
     def warm_up(**_: Any) -> None:

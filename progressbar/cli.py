@@ -73,7 +73,7 @@ def parse_params(kind_name: str, args: list[str]) -> dict[str, Any]:
 @click.option("--detach", is_flag=True, help="Print the task id and return at once.")
 @click.pass_context
 def start(ctx: click.Context, kind: str, identity: str, detach: bool) -> None:
-    """Start a task of KIND, e.g. `thumbnails --images 40`, and watch it."""
+    """Start a task of KIND with its params as options (`--name value`), and watch it."""
     params = parse_params(kind, ctx.args)
     try:
         snapshot = service.start_task({"kind": kind, "params": params}, identity)

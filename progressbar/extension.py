@@ -51,7 +51,9 @@ class ProgressBar:
     def init_app(self, app: Flask, celery_config: dict[str, Any] | None = None) -> None:
         """Bind to `app`; `celery_config` adds to (or overrides) the Celery settings."""
         settings = Settings.from_config(app.config)
-        app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+        # Flask's default is None (no attribute); the HTTP API relies on Lax.
+        if app.config.get("SESSION_COOKIE_SAMESITE") is None:
+            app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
         store = Store(
             connect(settings.redis_url, settings.redis_max_connections),
             ttl=settings.task_ttl,
@@ -66,6 +68,7 @@ class ProgressBar:
             socketio=self.socketio,
             celery=celery_init_app(app, settings, celery_config),
             identity=lambda: self._identity(),
+            session_identities=lambda: self._identity is session_identity,
         )
         self.socketio.init_app(
             app,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import secrets
 
-from flask import session
+from flask import current_app, session
 
 from .errors import ProtocolError
 from .state import state
@@ -20,6 +20,8 @@ def session_identity() -> str:
     session is the connection's own copy of the cookie's, so a connection that
     came without a cookie gets an identity for that connection alone.
     """
+    if not current_app.secret_key:
+        raise RuntimeError("progressbar's default identities live in the session: set SECRET_KEY")
     identity = session.get("identity")
     if not isinstance(identity, str):
         identity = session["identity"] = secrets.token_urlsafe(18)

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from flask_socketio import Namespace, join_room, leave_room
+from flask_socketio import ConnectionRefusedError, Namespace, join_room, leave_room
 
 from . import service
 from .errors import ProtocolError, not_found
@@ -64,13 +64,13 @@ class ProgressNamespace(Namespace):
             return super().trigger_event(event, *args)
         return ProtocolError("invalid", f"unknown event {event[:40]!r}").answer()
 
-    def on_connect(self, auth: Any = None) -> bool:
+    def on_connect(self, auth: Any = None) -> None:
         try:
             current_identity()
-        except ProtocolError:
-            return False  # the app's identity loader knows nobody: refused
+        except ProtocolError as exc:
+            # The app's identity loader knows nobody: refused, with the reason.
+            raise ConnectionRefusedError(exc.message, exc.answer()["error"]) from None
         self._start_watchdog()
-        return True
 
     def _start_watchdog(self) -> None:
         # Web processes only (the worker builds the app but serves nobody);

@@ -130,7 +130,9 @@ local function cancel(id, ttl)
   local state = redis.call('HGET', key, 'state')
   if not state then return {'finished', false} end
   if is_terminal(state) then return {'finished', redis.call('HGET', key, 'snapshot')} end
-  if state == 'queued' then
+  -- Queued and not yet claimed by a worker: it never starts. Once claimed,
+  -- its body may be running already: it is asked to stop, like a running one.
+  if state == 'queued' and not redis.call('HGET', key, 'claimed') then
     return {'cancelled', terminate(id, 'cancelled', 'message', 'Cancelled before it started', ttl)}
   end
   redis.call('HSET', key, 'cancel', 1)

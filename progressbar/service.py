@@ -17,6 +17,9 @@ from .state import state
 from .store import LimitReached, Store
 
 MAX_TASK_ID = 64
+# Marks the messages `start` sends: a worker then knows such a task has (or
+# had) a record, and does not run it if the record is gone.
+HEADER = "progressbar"
 
 CANCEL_MESSAGES = {
     "cancelled": "Cancelled before it started.",
@@ -89,13 +92,15 @@ def start_task(
         if parts:
             part_task = kinds[str(kind.parts_of)].task_name
             for part_id, kwargs in zip(parts, part_params, strict=True):
-                celery.send_task(part_task, kwargs=kwargs, task_id=part_id)
+                celery.send_task(
+                    part_task, kwargs=kwargs, task_id=part_id, headers={HEADER: 1}
+                )
         else:
-            celery.send_task(kind.task_name, kwargs=params, task_id=task_id)
+            celery.send_task(kind.task_name, kwargs=params, task_id=task_id, headers={HEADER: 1})
     except Exception:
         if unsubscribe:
             unsubscribe(task_id)
-        # Parts already sent find no record: they run without reporting.
+        # Parts already sent find no record and are not run.
         store().discard(task_id, owner, *parts)
         raise
     return snapshot

@@ -20,7 +20,7 @@ def _names(raw: Any, setting: str, allowed: tuple[str, ...] | None = None) -> tu
     items = raw.split(",") if isinstance(raw, str) else list(raw or ())
     names = tuple(str(item).strip() for item in items if str(item).strip())
     if allowed is not None and (not names or set(names) - set(allowed)):
-        raise ValueError(f"{setting}: {raw!r}; use {', '.join(allowed)} or both")
+        raise ValueError(f"{raw!r}; use {', '.join(allowed)} or both")
     return names
 
 
@@ -57,8 +57,10 @@ class Settings:
     # Unfinished tasks one identity may have.
     max_active_tasks: int = 10
     # Seconds before the broker hands out again a message that a worker took
-    # but never started (it died holding it): kombu's Redis visibility timeout.
-    visibility_timeout: float = 300.0
+    # but never started (it died holding it): kombu's Redis visibility timeout,
+    # and its default. Tasks with an eta or countdown beyond it are handed out
+    # again too, so lower it only when no task waits that long.
+    visibility_timeout: float = 3600.0
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -78,7 +80,10 @@ def _number(kind: Callable[[Any], Any]) -> Callable[[Any, str], Any]:
     def parse(raw: Any, setting: str) -> Any:
         if isinstance(raw, bool):
             raise ValueError(f"expected a number, got {raw!r}")
-        return kind(raw)
+        value = kind(raw)
+        if kind is int and isinstance(raw, float) and raw != value:
+            raise ValueError(f"expected a whole number, got {raw!r}")
+        return value
 
     return parse
 

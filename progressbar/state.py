@@ -28,6 +28,8 @@ class State:
     celery: Celery
     # The caller's identity inside a request or a Socket.IO event; None: nobody.
     identity: Callable[[], str | None]
+    # True while the identity is the default one, kept in the session cookie.
+    session_identities: Callable[[], bool]
 
 
 def state(app: Flask | None = None) -> State:

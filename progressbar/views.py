@@ -6,10 +6,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, abort, send_from_directory
+from flask import Blueprint, abort, current_app, send_from_directory
 from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
+from .identity import session_identity
 from .state import state
 
 bp = Blueprint("progressbar", __name__)
@@ -27,8 +28,10 @@ NODE_MODULES = Path(__file__).resolve().parent.parent / "node_modules"
 @bp.before_app_request
 def ensure_identity() -> None:
     # The default identity lives in the session cookie: set it on any page
-    # load, so the Socket.IO connection that follows carries it.
-    state().identity()
+    # load, so the Socket.IO connection that follows carries it. An app's own
+    # loader is asked only when a task operation needs it.
+    if state().session_identities() and current_app.secret_key:
+        session_identity()
 
 
 @bp.get("/healthz")
@@ -57,6 +60,8 @@ def static(filename: str) -> Response:
             abort(404)
         for folder in (STATIC / "vendor", NODE_MODULES / VENDOR[name]):
             if (folder / name).is_file():
-                return send_from_directory(folder, name, max_age=3600)
+                return send_from_directory(folder, name)
         abort(404)
-    return send_from_directory(STATIC, filename, max_age=3600)
+    # No max-age: browsers revalidate (ETag), so an upgrade never mixes
+    # modules of two versions.
+    return send_from_directory(STATIC, filename)

@@ -27,6 +27,17 @@ def test_init_app_sets_up_one_app_and_refuses_bad_settings() -> None:
     rules = {rule.rule for rule in app.url_map.iter_rules()}
     assert {"/api/tasks", "/healthz", "/progressbar/static/<path:filename>"} <= rules
 
+    options = app.extensions["celery"].conf.broker_transport_options
+    assert options["socket_timeout"] == 5 and options["visibility_timeout"] == 3600
+
+    tuned = Flask("tuned")
+    tuned.config["SECRET_KEY"] = "x"
+    ProgressBar().init_app(
+        tuned, celery_config={"broker_transport_options": {"visibility_timeout": 60}}
+    )
+    options = tuned.extensions["celery"].conf.broker_transport_options
+    assert options["socket_timeout"] == 5 and options["visibility_timeout"] == 60
+
     other = Flask("other")
     other.config["PROGRESSBAR_LOST_TIMEOUT"] = "soon"
     with pytest.raises(ValueError, match="PROGRESSBAR_LOST_TIMEOUT"):
@@ -68,3 +79,41 @@ def test_kinds_may_be_declared_before_init_app_and_run_directly() -> None:
         assert state().kinds["count"].task_name == "tests.count"
         # Called directly, not through `start`: it runs, reporting to nobody.
         assert count(3) == 3
+
+
+def test_the_default_identity_is_a_lax_session_cookie_set_on_any_page() -> None:
+    app = Flask("anonymous")
+    app.config["SECRET_KEY"] = "x"
+    ProgressBar(app)
+    app.add_url_rule("/hello", "hello", lambda: "hi")
+    with app.test_client() as client:
+        cookie = client.get("/hello").headers["Set-Cookie"]
+    assert cookie.startswith("session=") and "SameSite=Lax" in cookie
+
+
+def test_a_host_with_its_own_identities_keeps_its_pages_to_itself() -> None:
+    asked: list[str] = []
+    app = Flask("host")
+    app.config["SECRET_KEY"] = "x"
+    progress_bars = ProgressBar(app)
+
+    @progress_bars.identity_loader
+    def user() -> str | None:
+        asked.append("asked")
+        return None
+
+    app.add_url_rule("/hello", "hello", lambda: "hi")
+    with app.test_client() as client:
+        page = client.get("/hello")
+        assert page.status_code == 200 and "Set-Cookie" not in page.headers
+        assert asked == []  # the loader is asked only about tasks
+        refused = client.get("/api/tasks")
+    assert refused.status_code == 401 and refused.json["error"]["code"] == "unauthorized"
+    assert asked == ["asked"]
+
+
+def test_a_host_without_a_secret_key_still_serves_its_pages() -> None:
+    app = Flask("keyless")
+    ProgressBar(app)
+    app.add_url_rule("/hello", "hello", lambda: "hi")
+    assert app.test_client().get("/hello").status_code == 200

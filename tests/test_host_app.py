@@ -8,6 +8,7 @@ start in tests/hostapp with only the wheel's folder on PYTHONPATH.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -37,13 +38,26 @@ HOSTAPP = ROOT / "tests" / "hostapp"
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel `pip install .` would install."""
+    """The wheel `pip install .` would install, built from a copy of this
+    checkout's files (no stale build/ folder can slip anything in)."""
+    source = tmp_path_factory.mktemp("source")
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
+    (source / "node_modules").symlink_to(ROOT / "node_modules")
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
-        + ["--disable-pip-version-check", "-w", str(out), str(ROOT)],
+        + ["--disable-pip-version-check", "-w", str(out), str(source)],
         check=True,
-        cwd=ROOT,
+        cwd=source,
     )
     (found,) = out.glob("progressbar-*.whl")
     return found
@@ -173,9 +187,17 @@ def test_the_host_kinds_params_are_checked_and_its_errors_reach_the_owner(client
 
 def test_nobody_signed_in_is_refused_over_socketio_and_http(host: str) -> None:
     client = socketio.Client(reconnection=False)
+    refusals: list[object] = []
+    client.on("connect_error", refusals.append, namespace="/progress")
     with pytest.raises(socketio.exceptions.ConnectionError):
         client.connect(host, namespaces=["/progress"], transports=["websocket"], wait_timeout=5)
     client.disconnect()
+    assert refusals == [
+        {
+            "message": "sign in to start and follow tasks",
+            "data": {"code": "unauthorized", "message": "sign in to start and follow tasks"},
+        }
+    ]
     answer = requests.get(f"{host}/api/tasks", timeout=5)
     assert answer.status_code == 401
     assert answer.json()["error"]["code"] == "unauthorized"

@@ -129,8 +129,10 @@ def test_settings_come_from_prefixed_config_keys_as_strings_or_values() -> None:
         ("PROGRESSBAR_LOST_TIMEOUT", True),
         ("PROGRESSBAR_SOCKETIO_TRANSPORTS", "carrier-pigeon"),
         ("PROGRESSBAR_SOCKETIO_TRANSPORTS", ""),
+        ("PROGRESSBAR_TASK_TTL", 3.5),
     ],
 )
 def test_a_bad_setting_is_named_in_the_error(key: str, value: object) -> None:
-    with pytest.raises(ValueError, match=key):
+    with pytest.raises(ValueError, match=key) as info:
         Settings.from_config({key: value})
+    assert str(info.value).count(key) == 1

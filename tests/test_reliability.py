@@ -7,6 +7,7 @@ restart its parts.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import sys
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
+from progressbar.service import HEADER
 from tests.stack import (
     Process,
     ProgressClient,
@@ -29,6 +31,8 @@ from tests.stack import (
     start_worker,
     wait_until,
 )
+
+MARK = {HEADER: 1}
 
 
 @dataclass
@@ -129,6 +133,27 @@ def test_a_message_delivered_twice_runs_the_task_once(
         10,
         "the second copy skipped",
     )
+
+
+def test_a_started_task_whose_record_is_gone_never_runs_but_a_foreign_one_does(
+    stack: Stack,
+) -> None:
+    # A message `start` sent (marked) whose record is gone, expired or discarded
+    # after a failed start, is not run; one sent by other code runs plainly.
+    orphan, foreign = secrets.token_urlsafe(18), secrets.token_urlsafe(18)
+    celery = Celery(broker=stack.env["REDIS_URL"])
+    celery.send_task("demo.primes", kwargs={"limit": 1000}, task_id=orphan, headers=MARK)
+    celery.send_task("demo.primes", kwargs={"limit": 1000}, task_id=foreign)
+    celery.close()
+
+    def logged(task_id: str, text: str) -> bool:
+        lines = stack.worker.log.read_text().splitlines()
+        return any(task_id in line and text in line for line in lines)
+
+    wait_until(lambda: logged(foreign, "succeeded"), 10, "the foreign task run")
+    assert logged(foreign, ": 168")  # its result: the primes below 1000
+    wait_until(lambda: logged(orphan, 'msg="not run: missing"'), 10, "the orphan skipped")
+    assert not logged(orphan, ": 168")  # Celery's trace shows it returned nothing
 
 
 def test_cancel_a_finished_task_changes_nothing(client: ProgressClient) -> None:

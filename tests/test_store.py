@@ -56,6 +56,12 @@ def test_one_delivery_claims_a_task_and_no_other(store: Store) -> None:
     cancelled = new_task(store)
     store.cancel(cancelled)
     assert store.claim(cancelled) == "ended"
+    # Claimed, not yet reported: its body may be running, so it is asked to stop.
+    starting = new_task(store)
+    store.claim(starting)
+    outcome = store.cancel(starting)
+    assert outcome is not None and outcome[0] == "requested"
+    assert store.write(starting, running(starting, 1)) == (2, True)
 
 
 def test_limit_counts_only_unfinished_tasks(store: Store) -> None:

@@ -34,7 +34,9 @@ export class Connection {
    * @param {string} [options.path] Socket.IO's HTTP path; default "/socket.io"
    * @param {string[]} [options.transports] default ["polling", "websocket"];
    *   ["websocket"] when the server serves only that (no sticky sessions)
-   * @param {(status: "connected" | "reconnecting") => void} [options.onStatus]
+   * @param {(status: "connected" | "reconnecting" | "unauthorized") => void} [options.onStatus]
+   *   "unauthorized": the app's identity loader knows nobody; no retry
+   *   (signing in, then reloading the page, is the way back)
    */
   constructor({
     url,
@@ -55,7 +57,11 @@ export class Connection {
       onStatus("reconnecting");
       if (reason === "io server disconnect") this.retrySoon();
     });
-    this.socket.on("connect_error", () => {
+    this.socket.on("connect_error", (error) => {
+      if (error?.data?.code === "unauthorized") {
+        onStatus("unauthorized");
+        return;
+      }
       onStatus("reconnecting");
       if (!this.socket.active) this.retrySoon();
     });

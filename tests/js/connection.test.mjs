@@ -97,3 +97,14 @@ test("a refused connection is retried when socket.io gave up", (t) => {
   assert.equal(socket.connects, 2);
   assert.deepEqual(statuses, ["reconnecting"]);
 });
+
+test("a refusal for want of an identity is reported and not retried", (t) => {
+  const { conn, socket, statuses } = connection(t);
+  conn.open();
+  socket.active = false;
+  const refusal = Object.assign(new Error("sign in"), { data: { code: "unauthorized" } });
+  socket.fire("connect_error", refusal);
+  t.mock.timers.tick(60000);
+  assert.equal(socket.connects, 1);
+  assert.deepEqual(statuses, ["unauthorized"]);
+});
