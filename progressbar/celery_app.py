@@ -36,11 +36,12 @@ def celery_init_app(
 
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
             with app.app_context():
-                claim = self._claim()
-                if claim == "missing" and not self._sent_by_start():
+                if not self._sent_by_start():
                     # Called directly, or sent by other code than ours: it runs
-                    # plainly, and its `progress(self)` reports to nobody.
+                    # plainly, without a word to Redis, and its
+                    # `progress(self)` reports to nobody.
                     return self.run(*args, **kwargs)
+                claim = external_publisher(app).store.claim(self.request.id)
                 if claim != "claimed":
                     # Cancelled while queued, judged lost, its record gone
                     # (expired, or its start failed), or another delivery of
@@ -71,11 +72,6 @@ def celery_init_app(
             request = self.request
             headers = getattr(request, "headers", None) or {}
             return bool(getattr(request, HEADER, None) or headers.get(HEADER))
-
-        def _claim(self) -> str:
-            if self.request.id is None:
-                return "missing"
-            return external_publisher(app).store.claim(self.request.id)
 
         def _progress(self) -> Progress:
             publisher = external_publisher(app)

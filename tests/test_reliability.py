@@ -118,7 +118,9 @@ def test_a_message_delivered_twice_runs_the_task_once(
     task_id = task["task_id"]
     client.wait_for(task_id, lambda s: s["state"] == "running")
     celery = Celery(broker=stack.env["REDIS_URL"])
-    celery.send_task("demo.simulate", kwargs={"duration": 2, "seed": 5}, task_id=task_id)
+    celery.send_task(
+        "demo.simulate", kwargs={"duration": 2, "seed": 5}, task_id=task_id, headers=MARK
+    )
     celery.close()
     final = client.wait_terminal(task_id, timeout=20)
     assert final["state"] == "succeeded"
