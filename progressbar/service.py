@@ -87,16 +87,14 @@ def start_task(
         ) from None
     if subscribe:
         subscribe(task_id)
-    celery = state().celery
+    if parts:
+        part_task = kinds[str(kind.parts_of)].task_name
+        messages = [(part_task, p, part_id) for part_id, p in zip(parts, part_params, strict=True)]
+    else:
+        messages = [(kind.task_name, params, task_id)]
     try:
-        if parts:
-            part_task = kinds[str(kind.parts_of)].task_name
-            for part_id, kwargs in zip(parts, part_params, strict=True):
-                celery.send_task(
-                    part_task, kwargs=kwargs, task_id=part_id, headers={HEADER: 1}
-                )
-        else:
-            celery.send_task(kind.task_name, kwargs=params, task_id=task_id, headers={HEADER: 1})
+        for name, kwargs, message_id in messages:
+            state().celery.send_task(name, kwargs=kwargs, task_id=message_id, headers={HEADER: 1})
     except Exception:
         if unsubscribe:
             unsubscribe(task_id)
