@@ -51,6 +51,7 @@ class ProgressBar:
     def init_app(self, app: Flask, celery_config: dict[str, Any] | None = None) -> None:
         """Bind to `app`; `celery_config` adds to (or overrides) the Celery settings."""
         settings = Settings.from_config(app.config)
+        transports = list(settings.socketio_transports)
         # Flask's default is None (no attribute); the HTTP API relies on Lax.
         if app.config.get("SESSION_COOKIE_SAMESITE") is None:
             app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
@@ -78,10 +79,9 @@ class ProgressBar:
             client_manager=queue_manager(app, write_only=False),
             cors_allowed_origins=list(settings.allowed_origins) or None,
             max_http_buffer_size=64 * 1024,
-            transports=list(settings.socketio_transports),
+            transports=transports,
         )
         # For pages: `new ProgressClient({transports: {{ progressbar_transports()|tojson }}})`.
-        transports = list(settings.socketio_transports)
         app.add_template_global(lambda: transports, "progressbar_transports")
 
         from . import api, views

@@ -8,7 +8,8 @@ const compact = new Intl.NumberFormat(undefined, {
   maximumSignificantDigits: 3,
 });
 
-const isNumber = (value) => typeof value === "number" && Number.isFinite(value);
+/** A finite number: what a figure must be to be shown. */
+export const isNumber = (value) => typeof value === "number" && Number.isFinite(value);
 
 /** "42%"; floored so a bar never claims 100% before the task has finished. */
 export function percent(value) {

@@ -1,6 +1,8 @@
 // What a task's SNAPSHOT means: whether it has ended, what its bar shows, and
 // which of two snapshots is newer. Pure functions, no DOM.
 
+import { isNumber } from "./format.js";
+
 /**
  * A task's state as the server describes it (README, "The protocol").
  * @typedef {object} Snapshot
@@ -25,8 +27,6 @@ export const TERMINAL_STATES = Object.freeze(["succeeded", "failed", "cancelled"
 export function isTerminal(state) {
   return TERMINAL_STATES.includes(state);
 }
-
-const isNumber = (value) => typeof value === "number" && Number.isFinite(value);
 
 /**
  * The bar's value, 0–100, or null for an indeterminate bar. Full when the
