@@ -120,8 +120,9 @@ def reporter_cost(stack: BenchStack, calls: int, update_state_calls: int) -> dic
     from tqdm import tqdm
 
     from demo import create_app
-    from progressbar.publisher import external_publisher
-    from progressbar.reporter import Progress, queued_snapshot
+    from progressbar import Progress
+    from progressbar.snapshot import queued_snapshot
+    from progressbar.state import state
 
     app = create_app(
         {
@@ -130,11 +131,17 @@ def reporter_cost(stack: BenchStack, calls: int, update_state_calls: int) -> dic
             "PROGRESSBAR_MAX_ACTIVE_TASKS": 10**6,
         }
     )
-    publisher = external_publisher(app)
-    publisher.warm_up()
+    store = state(app).store
+    store.warm_up()
     task_id = "bench-reporter"
-    publisher.store.create(task_id, "bench", queued_snapshot(task_id, "ticker", time.time()))
-    progress = Progress(task_id, "ticker", publisher, heartbeat=publisher.heartbeat, total=calls)
+    store.create(task_id, "bench", queued_snapshot(task_id, "ticker", time.time()))
+    progress = Progress(
+        task_id,
+        "ticker",
+        store.write,
+        heartbeat=lambda task_id: task_id in store.heartbeat(task_id),
+        total=calls,
+    )
     progress.start()
     began = time.perf_counter()
     for i in range(calls):

@@ -7,16 +7,21 @@
     def checksum(self, files):
         with progress(self, total=files) as p:
             ...
+
+The package's layout follows its two processes: `web/` runs in the web
+process (Socket.IO events, HTTP API, watchdog), `worker/` in a Celery worker
+(the task class, the reporter, heartbeats); both use the shared core beside
+them (`snapshot`, `messages`, `store` and its Lua scripts, `service`, `kinds`,
+`settings`).
 """
 
 from __future__ import annotations
 
-from .celery_app import progress
-from .errors import TaskError
+from .errors import TaskCancelled, TaskError
 from .extension import ProgressBar
 from .kinds import Kind, Param
-from .reporter import Progress, TaskCancelled
 from .settings import Settings, environment_config
+from .worker.reporter import Progress, progress
 
 __version__ = "0.2.0"
 

@@ -1,5 +1,5 @@
 """`flask progress start KIND --param value` and `flask progress watch TASK_ID`:
-start and follow tasks from a terminal, with a live bar (rich).
+start and follow tasks from a terminal, with a live bar (rich, the `cli` extra).
 
 The CLI talks to Redis directly, as the web process does, under an identity of
 its own (`--as`, default `cli:$USER`). It listens to the Socket.IO channel for
@@ -18,14 +18,12 @@ from typing import Any
 
 import click
 from flask.cli import AppGroup
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
 from . import service
 from .errors import ProtocolError
-from .publisher import NAMESPACE
+from .messages import decode_push
+from .snapshot import TERMINAL_STATES
 from .state import state
-from .store import TERMINAL_STATES
 
 EXIT = {"succeeded": 0, "failed": 1, "cancelled": 2, "lost": 3}
 REFUSED = 4
@@ -57,9 +55,8 @@ def parse_params(kind_name: str, args: list[str]) -> dict[str, Any]:
         raw = next(pairs, None)
         if raw is None:
             raise click.UsageError(f"{flag} needs a value")
-        param = known[name]
         try:
-            params[name] = raw if param.text else int(raw) if param.integer else float(raw)
+            params[name] = known[name].from_text(raw)
         except ValueError:
             raise click.UsageError(f"{flag}: {raw!r} is not a number") from None
     return params
@@ -104,17 +101,9 @@ def snapshots(task_id: str, identity: str) -> Iterator[dict[str, Any]]:
         reread = time.monotonic() + 1
         while True:
             message = pubsub.get_message(timeout=max(0.0, reread - time.monotonic()))
-            if message is not None:
-                try:
-                    data = json.loads(message["data"])
-                except ValueError:
-                    continue
-                if (data.get("event"), data.get("room"), data.get("namespace")) == (
-                    "progress",
-                    task_id,
-                    NAMESPACE,
-                ):
-                    yield data["data"][0]
+            pushed = decode_push(message["data"]) if message is not None else None
+            if pushed is not None and pushed.get("task_id") == task_id:
+                yield pushed
             if time.monotonic() >= reread:
                 yield service.get_task(task_id, identity)
                 reread = time.monotonic() + 1
@@ -134,6 +123,13 @@ def _fields(s: dict[str, Any]) -> dict[str, Any]:
 
 def follow(task_id: str, identity: str) -> int:
     """Draw the task until it is terminal; its exit status."""
+    try:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+    except ImportError:
+        raise click.ClickException(
+            "following a task needs rich: pip install 'progressbar[cli]' (or use --detach)"
+        ) from None
     console = Console(stderr=True)
     shown = 0
     columns = (
@@ -164,9 +160,9 @@ def follow(task_id: str, identity: str) -> int:
     except ProtocolError as exc:
         click.echo(f"{task_id}: {exc.message}", err=True)
         return REFUSED
-    state = snapshot["state"]
+    ended = snapshot["state"]
     detail = snapshot.get("error") or snapshot.get("message") or ""
-    if state == "succeeded":
+    if ended == "succeeded":
         detail = json.dumps(snapshot.get("result"))
-    click.echo(f"{state}: {detail}")
-    return EXIT[state]
+    click.echo(f"{ended}: {detail}")
+    return EXIT[ended]

@@ -1,12 +1,20 @@
-"""Errors that become a structured `{"ok": false, "error": ...}` answer."""
+"""Errors that become a structured `{"ok": false, "error": ...}` answer, and
+the one policy that turns any exception into such an answer."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
 
 CODES = frozenset(
     {"invalid", "unknown_kind", "not_found", "limit", "unavailable", "internal", "unauthorized"}
 )
+
+# Errors of Redis or the broker: answered `unavailable`.
+UNAVAILABLE: tuple[type[BaseException], ...] = (RedisError, OperationalError, OSError)
 
 
 class ProtocolError(Exception):
@@ -30,5 +38,22 @@ class TaskError(Exception):
     """
 
 
+class TaskCancelled(Exception):
+    """Raised in the task by its reporter once its owner asked to cancel it."""
+
+
 def not_found() -> ProtocolError:
     return ProtocolError("not_found", "no such task")
+
+
+def protocol_error(exc: BaseException, log: logging.Logger, where: str) -> ProtocolError:
+    """What to answer for `exc`, raised while serving `where`: its own answer,
+    `unavailable` when Redis or the broker failed, else `internal` (logged
+    with its traceback; the caller learns nothing of it)."""
+    if isinstance(exc, ProtocolError):
+        return exc
+    if isinstance(exc, UNAVAILABLE):
+        log.warning("%s: backend unreachable", where, exc_info=exc)
+        return ProtocolError("unavailable", "the task service is unreachable, try again")
+    log.error("%s failed", where, exc_info=exc)
+    return ProtocolError("internal", "unexpected server error")

@@ -12,13 +12,18 @@ from flask_socketio import SocketIO
 
 from .celery_app import celery_init_app
 from .cli import progress_cli
-from .identity import session_identity
 from .kinds import Kind, Kinds, Param
-from .namespace import ProgressNamespace
-from .publisher import NAMESPACE, queue_manager
+from .messages import NAMESPACE
 from .settings import Settings
 from .state import EXTENSION, State
 from .store import Store, connect
+from .web import api, views
+from .web.identity import session_identity
+from .web.message_queue import queue_manager
+from .web.namespace import ProgressNamespace
+from .worker import signals as worker_signals
+from .worker.context import WorkerContext, bind
+from .worker.task import ProgressTask
 
 T = TypeVar("T")
 
@@ -62,21 +67,25 @@ class ProgressBar:
             max_active=settings.max_active_tasks,
             channel=settings.socketio_channel,
         )
+        celery_app = celery_init_app(app.name, settings, ProgressTask, celery_config)
+        bind(celery_app, WorkerContext(app, store, settings))
+        worker_signals.connect()
+        celery_app.set_default()
+        app.extensions["celery"] = celery_app
         app.extensions[EXTENSION] = State(
             settings=settings,
             store=store,
             kinds=self.kinds,
             socketio=self.socketio,
-            celery=celery_init_app(app, settings, celery_config),
-            identity=lambda: self._identity(),
-            session_identities=lambda: self._identity is session_identity,
+            celery=celery_app,
+            extension=self,
         )
         self.socketio.init_app(
             app,
             async_mode=settings.socketio_async_mode
             or ("eventlet" if _eventlet_patched() else "threading"),
             message_queue=settings.redis_url,
-            client_manager=queue_manager(app, write_only=False),
+            client_manager=queue_manager(settings, store),
             cors_allowed_origins=list(settings.allowed_origins) or None,
             max_http_buffer_size=64 * 1024,
             transports=transports,
@@ -84,11 +93,18 @@ class ProgressBar:
         # For pages: `new ProgressClient({transports: {{ progressbar_transports()|tojson }}})`.
         app.add_template_global(lambda: transports, "progressbar_transports")
 
-        from . import api, views
-
         app.register_blueprint(views.bp)
         app.register_blueprint(api.bp)
         app.cli.add_command(progress_cli)
+
+    def identity(self) -> str | None:
+        """The caller's identity, as the app's loader gives it (None: nobody)."""
+        return self._identity()
+
+    @property
+    def uses_session_identity(self) -> bool:
+        """True while tasks belong to the default identity, kept in the session cookie."""
+        return self._identity is session_identity
 
     def identity_loader(self, loader: Callable[[], str | None]) -> Callable[[], str | None]:
         """Decorator: who owns tasks, e.g. the signed-in user's id. It runs in a

@@ -63,6 +63,13 @@ class Param:
         """Optional text of at most `max_length` characters."""
         return cls(name, label or _label(name), False, 0, max_length, None, help, text=True)
 
+    def from_text(self, raw: str) -> str | int | float:
+        """The value typed on a command line, as this parameter's type; not
+        checked (`check` does that). ValueError if it is not a number."""
+        if self.text:
+            return raw
+        return int(raw) if self.integer else float(raw)
+
     def check(self, value: Any) -> Any:
         if self.text:
             if not isinstance(value, str):

@@ -9,7 +9,7 @@ from typing import Any
 FORMAT = "time=%(asctime)s level=%(levelname)s logger=%(name)s process=%(process)d"
 
 
-def task(task_id: str | None) -> dict[str, Any]:
+def task_extra(task_id: str | None) -> dict[str, Any]:
     """`extra=` for a log call about a task."""
     return {"task_id": task_id}
 
@@ -29,6 +29,7 @@ class LineFormatter(logging.Formatter):
         line = super().formatMessage(self._with_time(record))
         # Ours pass the id in `extra`; inside a Celery task it is the current one.
         task_id = getattr(record, "task_id", None) or _current_task_id()
+        # "???" is what Celery puts where a task id is unknown.
         if task_id and task_id != "???":
             line += f" task_id={task_id}"
         line += f" msg={_quote(record.getMessage())}"

@@ -1,5 +1,5 @@
-"""What the Socket.IO events and the HTTP API both do: check a payload, then
-start or cancel a task on behalf of its owner."""
+"""What every front door (the Socket.IO events, the HTTP API, the CLI) does:
+check a payload, then start, cancel or read a task on behalf of its owner."""
 
 from __future__ import annotations
 
@@ -8,34 +8,26 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kombu.exceptions import OperationalError
-from redis.exceptions import RedisError
-
 from .errors import ProtocolError, not_found
-from .reporter import queued_snapshot
+from .messages import SENT_BY_START
+from .snapshot import CANCELLED_BEFORE_START, queued_snapshot
 from .state import state
 from .store import LimitReached, Store
 
 MAX_TASK_ID = 64
-# Marks the messages `start` sends: a worker then knows such a task has (or
-# had) a record, and does not run it if the record is gone.
-HEADER = "progressbar"
 
 CANCEL_MESSAGES = {
-    "cancelled": "Cancelled before it started.",
+    "cancelled": f"{CANCELLED_BEFORE_START}.",
     "requested": "Cancel requested: the task stops at its next progress report.",
     "finished": "The task had already finished; nothing changed.",
 }
-
-# Errors of Redis or the broker: answered `unavailable`.
-UNAVAILABLE: tuple[type[BaseException], ...] = (RedisError, OperationalError, OSError)
 
 
 def store() -> Store:
     return state().store
 
 
-def fields(payload: Any, allowed: set[str]) -> dict[str, Any]:
+def checked_payload(payload: Any, allowed: set[str]) -> dict[str, Any]:
     """The payload as a dict with no field outside `allowed`."""
     if payload is None:
         payload = {}
@@ -54,7 +46,7 @@ def checked_task_id(task_id: Any) -> str:
 
 
 def task_id_of(payload: Any) -> str:
-    return checked_task_id(fields(payload, {"task_id"}).get("task_id"))
+    return checked_task_id(checked_payload(payload, {"task_id"}).get("task_id"))
 
 
 def start_task(
@@ -68,7 +60,7 @@ def start_task(
     `subscribe` runs before the task is sent, so no push can be missed;
     on failure nothing is left behind. Returns the queued SNAPSHOT.
     """
-    payload = fields(payload, {"kind", "params"})
+    payload = checked_payload(payload, {"kind", "params"})
     kinds = state().kinds
     kind, params = kinds.resolve(payload.get("kind"), payload.get("params"))
     task_id = secrets.token_urlsafe(18)
@@ -94,7 +86,9 @@ def start_task(
         messages = [(kind.task_name, params, task_id)]
     try:
         for name, kwargs, message_id in messages:
-            state().celery.send_task(name, kwargs=kwargs, task_id=message_id, headers={HEADER: 1})
+            state().celery.send_task(
+                name, kwargs=kwargs, task_id=message_id, headers={SENT_BY_START: 1}
+            )
     except Exception:
         if unsubscribe:
             unsubscribe(task_id)
@@ -104,16 +98,14 @@ def start_task(
     return snapshot
 
 
-def cancel_task(task_id: str, owner: str, emit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-    """Cancel the owner's task: the answer's `task`, `outcome` and `message`."""
-    if store().get_owned(task_id, owner) is None:
-        raise not_found()
+def cancel_task(task_id: str, owner: str) -> dict[str, Any]:
+    """Cancel the owner's task: the answer's `task`, `outcome` and `message`.
+    Whatever it changes reaches every open bar of the task as a push."""
+    get_task(task_id, owner)
     outcome = store().cancel(task_id)
     if outcome is None:
         raise not_found()
     result, snapshot = outcome
-    if result == "cancelled":
-        emit(snapshot)  # every open bar of the task, in every tab
     return {"task": snapshot, "outcome": result, "message": CANCEL_MESSAGES[result]}
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,6 +15,8 @@ if TYPE_CHECKING:
     from celery import Celery
     from flask_socketio import SocketIO
 
+    from .extension import ProgressBar
+
 EXTENSION = "progressbar"
 
 
@@ -26,10 +27,8 @@ class State:
     kinds: Kinds
     socketio: SocketIO
     celery: Celery
-    # The caller's identity inside a request or a Socket.IO event; None: nobody.
-    identity: Callable[[], str | None]
-    # True while the identity is the default one, kept in the session cookie.
-    session_identities: Callable[[], bool]
+    # The extension object, which knows the app's identity loader.
+    extension: ProgressBar
 
 
 def state(app: Flask | None = None) -> State:

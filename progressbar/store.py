@@ -1,4 +1,9 @@
-"""Task records in Redis: owner, latest snapshot and its seq."""
+"""Task records in Redis: owner, latest snapshot and its seq.
+
+Every change of a record is one of the Lua scripts of `scripts`, so several
+web processes and workers can act on one task without races, and every change
+of a snapshot is published by the script that makes it.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from . import scripts
-
-TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "lost"})
+from .snapshot import CANCELLED_BEFORE_START
 
 
 def dumps(value: Any) -> str:
@@ -27,6 +31,9 @@ def connect(url: str, max_connections: int) -> redis.Redis:
         socket_connect_timeout=1,
         socket_timeout=5,
         health_check_interval=30,
+        # Two quick retries (about 0.1 s in all) ride out a dropped connection;
+        # a Redis that is really down is then answered `unavailable` within
+        # about a second, connect timeout included.
         retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 2),
         decode_responses=True,
     )
@@ -38,11 +45,8 @@ class LimitReached(Exception):
 
 
 class Store:
-    """Reads and writes task records; every change of state bumps its seq.
-
-    All changes go through the Lua scripts of `scripts`, so several web
-    processes and workers can act on one task without races.
-    """
+    """Reads and writes task records; every change of a snapshot bumps its seq
+    and is pushed on `channel` ('' pushes nothing)."""
 
     def __init__(
         self,
@@ -58,21 +62,9 @@ class Store:
         self.prefix = prefix
         self.heartbeat_timeout = heartbeat_timeout
         self.max_active = max_active
-        # Where the scripts publish what they change themselves (groups).
-        self._head = f"{prefix}\n{channel}"
+        self.channel = channel
         self._scripts = {
-            name: client.register_script(getattr(scripts, name))
-            for name in (
-                "CREATE",
-                "CREATE_PARTS",
-                "CLAIM",
-                "WRITE",
-                "HEARTBEAT",
-                "CANCEL",
-                "LOSE",
-                "EXPIRED",
-                "WORKERS",
-            )  # fmt: skip
+            name: client.register_script(scripts.source(name)) for name in scripts.NAMES
         }
 
     def warm_up(self) -> None:
@@ -81,7 +73,7 @@ class Store:
             script.sha = self.redis.script_load(script.script)
 
     def _run(self, name: str, *args: Any) -> Any:
-        return self._scripts[name](args=[self._head, *args])
+        return self._scripts[name](args=[self.prefix, self.channel, *args])
 
     def _task_key(self, task_id: str) -> str:
         return f"{self.prefix}:task:{task_id}"
@@ -89,11 +81,13 @@ class Store:
     def _owner_key(self, owner: str) -> str:
         return f"{self.prefix}:owner:{owner}"
 
+    # -- changes ------------------------------------------------------------
+
     def create(self, task_id: str, owner: str, snapshot: dict[str, Any]) -> dict[str, Any]:
         """Record a new queued task (seq 1) under its owner; LimitReached if full."""
         snapshot = {**snapshot, "seq": 1}
         created = self._run(
-            "CREATE",
+            "create",
             task_id,
             owner,
             dumps(snapshot),
@@ -122,25 +116,20 @@ class Store:
         kind = next(iter(parts.values()))
         template = {**snapshot, "task_id": "__ID__", "kind": kind, "seq": 1}
         del template["children"]
-        self._run("CREATE_PARTS", group_id, owner, self.ttl, dumps(template), *parts)
+        self._run("create_parts", group_id, owner, self.ttl, dumps(template), *parts)
         return snapshot
 
     def discard(self, task_id: str, owner: str, *parts: str) -> None:
         """Forget a task (and its parts) that never got queued."""
-        pipe = self.redis.pipeline()
-        pipe.delete(self._task_key(task_id), *(self._task_key(p) for p in parts))
-        pipe.zrem(self._owner_key(owner), task_id)
-        pipe.srem(f"{self.prefix}:active:{owner}", task_id)
-        pipe.execute()
+        self._run("discard", owner, task_id, *parts)
 
-    def write(
-        self, task_id: str, snapshot: dict[str, Any], publish: bool = False
-    ) -> tuple[int, bool] | None:
-        """Store a new snapshot: (seq, cancel requested), or None if the task is
-        gone or already finished. With `publish`, the script also emits it."""
+    def write(self, task_id: str, snapshot: dict[str, Any]) -> dict[str, Any] | None:
+        """Store and push a reporter's snapshot: it as stored (with its seq, and
+        `cancel_requested` while a cancel is pending), or None if the task is
+        gone or already finished."""
         percent = snapshot.get("percent")
-        seq, cancel = self._run(
-            "WRITE",
+        stored = self._run(
+            "write",
             task_id,
             dumps(snapshot),
             snapshot["state"],
@@ -148,24 +137,26 @@ class Store:
             self.heartbeat_timeout,
             "" if percent is None else percent,
             snapshot.get("error") or "",
-            "1" if publish else "",
         )
-        return (int(seq), bool(cancel)) if seq else None
+        return json.loads(stored) if stored else None
 
     def claim(self, task_id: str) -> str:
         """Take the task on for one delivery of its message: 'claimed', or
         'taken', 'ended' or 'missing' when this delivery must not run it."""
-        return str(self._run("CLAIM", task_id))
+        return str(self._run("claim", task_id))
 
     def heartbeat(self, *task_ids: str) -> set[str]:
         """Arm the deadline of these unfinished tasks; those whose cancel was asked."""
         if not task_ids:
             return set()
-        return set(self._run("HEARTBEAT", self.heartbeat_timeout, *task_ids))
+        return set(self._run("heartbeat", self.heartbeat_timeout, *task_ids))
 
-    def cancel(self, task_id: str) -> tuple[str, dict[str, Any]] | None:
-        """Cancel: ('cancelled' | 'requested' | 'finished', snapshot), None if absent."""
-        answer = self._run("CANCEL", task_id, self.ttl)
+    def cancel(
+        self, task_id: str, message: str = CANCELLED_BEFORE_START
+    ) -> tuple[str, dict[str, Any]] | None:
+        """Cancel: ('cancelled' | 'requested' | 'finished', snapshot), None if
+        absent. `message` is the snapshot's message if it never started."""
+        answer = self._run("cancel", task_id, self.ttl, message)
         if not answer:
             return None
         outcome, raw = answer
@@ -173,16 +164,26 @@ class Store:
 
     def lose(self, task_id: str, reason: str, only_if_expired: bool) -> dict[str, Any] | None:
         """End an unfinished task as lost; the new snapshot, or None if nothing changed."""
-        raw = self._run("LOSE", task_id, reason, self.ttl, "expired" if only_if_expired else "now")
+        raw = self._run("lose", task_id, reason, self.ttl, "expired" if only_if_expired else "now")
         return json.loads(raw) if raw else None
+
+    def republish(self, task_ids: list[str]) -> int:
+        """Push these tasks' stored snapshots again; how many exist."""
+        return int(self._run("republish", *task_ids)) if task_ids else 0
+
+    def worker_seen(self, name: str) -> None:
+        """Worker `name` is alive now."""
+        self._run("worker_seen", name)
+
+    # -- reads --------------------------------------------------------------
 
     def expired(self, limit: int = 100) -> list[str]:
         """Ids of tasks whose heartbeat deadline has passed."""
-        return list(self._run("EXPIRED", limit))
+        return list(self._run("expired", limit))
 
-    def workers(self, max_age: float, beat: str = "") -> list[str]:
-        """Workers seen within `max_age` seconds; with `beat`, that one is seen now."""
-        return list(self._run("WORKERS", beat, max_age))
+    def live_workers(self, max_age: float) -> list[str]:
+        """Workers seen within `max_age` seconds."""
+        return list(self._run("live_workers", max_age))
 
     def get(self, task_id: str) -> dict[str, Any] | None:
         raw = self.redis.hget(self._task_key(task_id), "snapshot")
@@ -196,7 +197,8 @@ class Store:
         return json.loads(raw)
 
     def list(self, owner: str) -> list[dict[str, Any]]:
-        """The owner's tasks, newest first; expired records are pruned."""
+        """The owner's tasks, newest first; ids of expired records are dropped
+        from the owner's index on the way."""
         owner_key = self._owner_key(owner)
         task_ids: list[str] = self.redis.zrevrange(owner_key, 0, -1)  # type: ignore[assignment]
         if not task_ids:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
-from progressbar.service import HEADER
+from progressbar.messages import SENT_BY_START
 from tests.stack import (
     Process,
     ProgressClient,
@@ -32,7 +32,7 @@ from tests.stack import (
     wait_until,
 )
 
-MARK = {HEADER: 1}
+MARK = {SENT_BY_START: 1}
 
 
 @dataclass

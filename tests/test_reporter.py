@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from progressbar.reporter import EMA, Progress, TaskCancelled, queued_snapshot
+from progressbar import Progress, TaskCancelled
+from progressbar.snapshot import queued_snapshot
+from progressbar.worker.rate import EMA
 
 
 class Clock:
@@ -303,10 +305,10 @@ def test_heartbeats_between_pushes_carry_the_cancel_request(clock: Clock, sink: 
     p = reporter(clock, sink, heartbeat=heartbeat, heartbeat_interval=0.5)
     p.update(1)
     clock.tick(0.6)
-    p._beat()
+    p.beat()
     assert not p.cancel_requested
     clock.tick(0.6)
-    p._beat()
+    p.beat()
     assert p.cancel_requested and beats == ["t1", "t1"]
     with pytest.raises(TaskCancelled):
         p.check()

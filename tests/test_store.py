@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from progressbar.reporter import queued_snapshot
+from progressbar.snapshot import queued_snapshot
 from progressbar.store import LimitReached, Store, connect
-from progressbar.watchdog import Watchdog
+from progressbar.web.watchdog import Watchdog
 
 
 @pytest.fixture
@@ -34,11 +34,16 @@ def running(task_id: str, current: int = 5, state: str = "running", **extra: obj
     return {**snapshot, "state": state, "current": current, **extra}
 
 
+def written(stored: dict | None) -> tuple[int, bool] | None:
+    """(seq, cancel requested) of a snapshot as `write` stored it."""
+    return None if stored is None else (stored["seq"], stored.get("cancel_requested", False))
+
+
 def test_writes_number_states_and_nothing_follows_the_end(store: Store) -> None:
     task_id = new_task(store)
-    assert store.write(task_id, running(task_id, 1)) == (2, False)
-    assert store.write(task_id, running(task_id, 2)) == (3, False)
-    assert store.write(task_id, running(task_id, 3, "succeeded", result=[])) == (4, False)
+    assert written(store.write(task_id, running(task_id, 1))) == (2, False)
+    assert written(store.write(task_id, running(task_id, 2))) == (3, False)
+    assert written(store.write(task_id, running(task_id, 3, "succeeded", result=[]))) == (4, False)
     assert store.write(task_id, running(task_id, 4)) is None
     final = store.get(task_id)
     assert final is not None
@@ -60,8 +65,8 @@ def test_one_delivery_claims_a_task_and_no_other(store: Store) -> None:
     starting = new_task(store)
     store.claim(starting)
     outcome = store.cancel(starting)
-    assert outcome is not None and outcome[0] == "requested"
-    assert store.write(starting, running(starting, 1)) == (2, True)
+    assert outcome is not None and outcome[0] == "requested" and outcome[1]["seq"] == 2
+    assert written(store.write(starting, running(starting, 1))) == (3, True)
 
 
 def test_limit_counts_only_unfinished_tasks(store: Store) -> None:
@@ -88,12 +93,15 @@ def test_cancel_outcomes(store: Store) -> None:
     outcome = store.cancel(active)
     assert outcome is not None and outcome[0] == "requested"
     assert outcome[1]["state"] == "running" and outcome[1]["cancel_requested"] is True
-    assert store.write(active, running(active, 6)) == (3, True)  # the reporter learns of it
+    assert outcome[1]["seq"] == 3  # a change of its own, pushed to its bars
+    assert store.cancel(active) == outcome  # asking again changes nothing
+    # The reporter learns of it from its next write.
+    assert written(store.write(active, running(active, 6))) == (4, True)
     assert store.heartbeat(active) == {active}
     store.write(active, running(active, 6, "cancelled"))
 
     again = store.cancel(active)
-    assert again is not None and again[0] == "finished" and again[1]["seq"] == 4
+    assert again is not None and again[0] == "finished" and again[1]["seq"] == 5
     assert store.cancel("no-such-task") is None
 
 
@@ -124,22 +132,21 @@ def test_heartbeats_keep_a_task_alive(store: Store) -> None:
 def test_watchdog_reports_and_waits_after_an_outage(store: Store) -> None:
     reported: list[dict] = []
     now = [0.0]
-    dog = Watchdog(store, reported.append, timeout=0.3, clock=lambda: now[0])
+    dog = Watchdog(store, timeout=0.3, clock=lambda: now[0])
     task_id = new_task(store)
     store.write(task_id, running(task_id))
     time.sleep(0.4)
 
-    dog.tick()  # still in its quiet start
+    reported += dog.tick()  # still in its quiet start
     assert reported == []
     now[0] = 1.0
-    dog.tick()
+    reported += dog.tick()
     assert [s["task_id"] for s in reported] == [task_id]
     assert reported[0]["state"] == "lost"
 
     # Redis unreachable: quiet again for one timeout after it answers.
     broken = Watchdog(
         Store(redis.Redis(port=1, socket_connect_timeout=0.2), ttl=60, prefix=store.prefix),
-        reported.append,
         timeout=0.3,
         clock=lambda: now[0],
     )
@@ -192,10 +199,53 @@ def test_cancelling_a_group_cancels_every_unfinished_part(store: Store) -> None:
     outcome, snapshot = store.cancel(group_id)  # type: ignore[misc]
     assert outcome == "requested" and snapshot["state"] == "running"
     assert store.get(c)["state"] == "cancelled"  # type: ignore[index]
-    assert store.write(a, running(a, 12, percent=12)) == (3, True)  # told to stop
+    assert written(store.write(a, running(a, 12, percent=12))) == (4, True)  # told to stop
     store.write(a, running(a, 12, "cancelled", percent=12))
     final = store.get(group_id)
     assert final is not None and final["state"] == "cancelled"
     assert store.create(
         secrets.token_urlsafe(8), "alice", queued_snapshot("x", "simulate", time.time())
     )  # the group freed its place
+
+
+def test_every_change_of_a_snapshot_is_pushed_by_its_script(redis_url: str) -> None:
+    """One route to a room: whatever changes a record publishes it, once, with
+    the seq it was stored with, in python-socketio's queue format."""
+    from progressbar.messages import decode_push
+
+    client = connect(redis_url, 10)
+    channel = f"pushes-{secrets.token_hex(4)}"
+    store = Store(client, ttl=60, prefix=f"t{secrets.token_hex(4)}", channel=channel)
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(channel)
+
+    def pushed() -> list[tuple[int, str, bool]]:
+        """What reached the channel since the last look (the scripts publish
+        before they return, so a short read finds all of it)."""
+        out = []
+        deadline = time.monotonic() + 0.3
+        while time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=0.05)
+            if message is None:
+                continue
+            snapshot = decode_push(message["data"])
+            assert snapshot is not None, message
+            out.append((snapshot["seq"], snapshot["state"], "cancel_requested" in snapshot))
+        return out
+
+    try:
+        queued, running_id, dead = new_task(store), new_task(store), new_task(store)
+        store.cancel(queued)
+        assert pushed() == [(2, "cancelled", False)]
+        store.write(running_id, running(running_id))
+        store.cancel(running_id)
+        store.cancel(running_id)  # nothing changes, nothing is pushed
+        store.write(running_id, running(running_id, 6, "cancelled"))
+        assert pushed() == [(2, "running", False), (3, "running", True), (4, "cancelled", False)]
+        store.lose(dead, "gone", only_if_expired=False)
+        assert pushed() == [(2, "lost", False)]
+        assert store.republish([dead, "no-such-task"]) == 1
+        assert pushed() == [(2, "lost", False)]
+    finally:
+        pubsub.close()
+        client.close()

@@ -1,10 +1,12 @@
-"""The Socket.IO message queue on Redis, made to recover fast and resync.
+"""The web process's end of the Socket.IO message queue on Redis, made to
+recover fast.
 
-python-socketio's listener retries a lost Redis with a backoff growing to
-60 s, and whatever was published meanwhile is gone (pub/sub delivers at most
+Every push arrives here from the store's scripts (`messages`), on the shared
+channel. python-socketio's listener retries a lost Redis with a backoff growing
+to 60 s, and whatever was published meanwhile is gone (pub/sub delivers at most
 once). Here the retry is capped at one second, and after every reconnect the
-web process re-sends each of its rooms the task's stored snapshot, so every
-open bar shows the truth again within about a second of Redis returning.
+store re-publishes the snapshot of each task this process has watchers of, so
+every open bar shows the truth again within about a second of Redis returning.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import socketio
+
+from ..messages import NAMESPACE
+from ..settings import Settings
+from ..store import Store
 
 log = logging.getLogger(__name__)
 
@@ -63,21 +69,23 @@ class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
         ]
 
 
-def resync(
-    manager: ResilientRedisManager, namespace: str, get: Callable[[str], dict[str, Any] | None]
-) -> int:
-    """Send each local task room its stored snapshot; how many were sent."""
-    sent = 0
-    for room in manager.local_rooms(namespace):
-        try:
-            snapshot = get(room)
-        except Exception:
-            log.warning("resync: Redis unreachable again", exc_info=True)
-            return sent
-        if snapshot is not None:
-            manager.server.emit(
-                "progress", snapshot, namespace=namespace, to=room, ignore_queue=True
-            )
-            sent += 1
-    log.warning("message queue: resynced %d task rooms", sent)
-    return sent
+def resync(manager: ResilientRedisManager, store: Store) -> int:
+    """Have the store push again every task watched here; how many it pushed."""
+    try:
+        pushed = store.republish(manager.local_rooms(NAMESPACE))
+    except Exception:
+        log.warning("resync: Redis unreachable again", exc_info=True)
+        return 0
+    log.warning("message queue: resynced %d task rooms", pushed)
+    return pushed
+
+
+def queue_manager(settings: Settings, store: Store) -> ResilientRedisManager:
+    """The Socket.IO message queue on Redis, with a pool sized like the store's."""
+    manager = ResilientRedisManager(
+        settings.redis_url,
+        channel=settings.socketio_channel,
+        redis_options={"max_connections": settings.redis_max_connections},
+    )
+    manager.on_reconnect = lambda: resync(manager, store)
+    return manager

@@ -4,37 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import CODES
-from .reporter import queued_snapshot
-from .state import state
-
-NUMBER_OR_NULL = {"type": "number", "nullable": True}
+from ..errors import CODES
+from ..snapshot import FIELDS, OPTIONAL_FIELDS
+from ..state import state
 
 SNAPSHOT = {
     "type": "object",
-    # Every field of queued_snapshot() is always there, and seq.
-    "required": [*queued_snapshot("", "", 0), "seq"],
-    "properties": {
-        "task_id": {"type": "string"},
-        "kind": {"type": "string"},
-        "state": {
-            "type": "string",
-            "enum": ["queued", "running", "succeeded", "failed", "cancelled", "lost"],
-        },
-        "current": {"type": "number"},
-        "total": NUMBER_OR_NULL,
-        "percent": {"type": "number", "nullable": True, "minimum": 0, "maximum": 100},
-        "message": {"type": "string"},
-        "rate": NUMBER_OR_NULL,
-        "eta": NUMBER_OR_NULL,
-        "elapsed": {"type": "number"},
-        "seq": {"type": "integer", "minimum": 1},
-        "created_at": {"type": "number"},
-        "updated_at": {"type": "number"},
-        "result": {"description": "the task's JSON result, when succeeded"},
-        "error": {"type": "string", "description": "a short message, when failed or lost"},
-        "cancel_requested": {"type": "boolean"},
-    },
+    "required": list(FIELDS),
+    "properties": {**FIELDS, **OPTIONAL_FIELDS},
 }
 
 ERROR = {
@@ -73,6 +50,7 @@ def _json(schema: dict[str, Any], description: str, **extra: Any) -> dict[str, A
 def _errors(*statuses: int) -> dict[str, Any]:
     reasons = {
         400: "invalid input",
+        401: "the app's identity loader knows nobody: sign in",
         403: "cross-site request",
         404: "no such task",
         415: "not JSON",
@@ -98,9 +76,10 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "progressbar",
             "version": "1",
-            "description": "Start Celery tasks and follow their progress. Identity is the "
-            "session cookie set by any response; state-changing requests must be JSON and "
-            "same-origin.",
+            "description": "Start Celery tasks and follow their progress. Tasks belong to "
+            "the caller's identity: by default a random id in the session cookie (set by the "
+            "app's pages when it has a SECRET_KEY), or the app's signed-in user. "
+            "State-changing requests must be JSON and same-origin.",
         },
         "paths": {
             "/api/tasks": {
@@ -128,14 +107,14 @@ def openapi_document() -> dict[str, Any]:
                             "queued; follow it at Location",
                             headers={"Location": {"schema": {"type": "string"}}},
                         ),
-                        **_errors(400, 403, 415, 429, 503),
+                        **_errors(400, 401, 403, 415, 429, 503),
                     },
                 },
                 "get": {
                     "summary": "This identity's tasks, newest first",
                     "responses": {
                         "200": _json(_ok(tasks={"type": "array", "items": TASK}), "the tasks"),
-                        **_errors(503),
+                        **_errors(401, 503),
                     },
                 },
             },
@@ -145,7 +124,7 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [TASK_ID],
                     "responses": {
                         "200": _json(_ok(task=TASK), "the task"),
-                        **_errors(400, 404, 503),
+                        **_errors(400, 401, 404, 503),
                     },
                 },
             },
@@ -173,7 +152,7 @@ def openapi_document() -> dict[str, Any]:
                             ),
                             "what the cancel did",
                         ),
-                        **_errors(400, 403, 404, 415, 503),
+                        **_errors(400, 401, 403, 404, 415, 503),
                     },
                 },
             },

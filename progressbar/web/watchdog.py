@@ -1,4 +1,5 @@
-"""Runs in each web process: tasks whose heartbeats stopped are reported lost."""
+"""Runs in each web process: tasks whose heartbeats stopped are ended lost
+(the store's script pushes that to their bars)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from . import logs
-from .store import Store
+from .. import logs
+from ..store import Store
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +28,11 @@ class Watchdog:
     def __init__(
         self,
         store: Store,
-        emit: Callable[[dict[str, Any]], None],
         timeout: float,
         interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
-        self.emit = emit
         self.timeout = timeout
         self.interval = interval
         self.clock = clock
@@ -41,27 +40,27 @@ class Watchdog:
         self._quiet_until = clock() + timeout
 
     def scan(self) -> list[dict[str, Any]]:
-        """Report every task past its deadline; the snapshots reported."""
+        """End every task past its deadline as lost; the snapshots it ended."""
         reported = []
         for task_id in self.store.expired():
             snapshot = self.store.lose(task_id, self.reason, only_if_expired=True)
             if snapshot is not None:
-                log.warning("lost: no heartbeat", extra=logs.task(task_id))
-                self.emit(snapshot)
+                log.warning("lost: no heartbeat", extra=logs.task_extra(task_id))
                 reported.append(snapshot)
         return reported
 
-    def tick(self) -> None:
+    def tick(self) -> list[dict[str, Any]]:
+        """One look: the snapshots it ended (none while it keeps quiet)."""
         try:
             if self.clock() >= self._quiet_until:
-                self.scan()
-            else:
-                self.store.redis.ping()
+                return self.scan()
+            self.store.redis.ping()
         except RedisError:
             log.warning(
                 "watchdog: Redis unreachable; judging again %g s after it returns", self.timeout
             )
             self._quiet_until = self.clock() + self.timeout + self.interval
+        return []
 
     def run(self, sleep: Callable[[float], None]) -> None:
         while True:

@@ -9,8 +9,8 @@ import secrets
 
 from flask import current_app, session
 
-from .errors import ProtocolError
-from .state import state
+from ..errors import ProtocolError
+from ..state import state
 
 
 def session_identity() -> str:
@@ -31,7 +31,7 @@ def session_identity() -> str:
 
 def current_identity() -> str:
     """The caller's identity from the app's loader; `unauthorized` if it has none."""
-    identity = state().identity()
+    identity = state().extension.identity()
     if not isinstance(identity, str) or not identity:
         raise ProtocolError("unauthorized", "sign in to start and follow tasks")
     return identity

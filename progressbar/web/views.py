@@ -10,19 +10,20 @@ from flask import Blueprint, abort, current_app, send_from_directory
 from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
+from ..state import state
 from .identity import session_identity
-from .state import state
 
 bp = Blueprint("progressbar", __name__)
 
-STATIC = Path(__file__).resolve().parent / "static"
+PACKAGE = Path(__file__).resolve().parent.parent
+STATIC = PACKAGE / "static"
 # socket.io-client's browser build: copied into the package when a wheel is
 # built; read from node_modules in a source checkout (`npm ci`).
 VENDOR = {
     "socket.io.esm.min.js": "socket.io-client/dist",
     "socket.io.esm.min.js.map": "socket.io-client/dist",
 }
-NODE_MODULES = Path(__file__).resolve().parent.parent / "node_modules"
+NODE_MODULES = PACKAGE.parent / "node_modules"
 
 
 @bp.before_app_request
@@ -30,7 +31,7 @@ def ensure_identity() -> None:
     # The default identity lives in the session cookie: set it on any page
     # load, so the Socket.IO connection that follows carries it. An app's own
     # loader is asked only when a task operation needs it.
-    if state().session_identities() and current_app.secret_key:
+    if state().extension.uses_session_identity and current_app.secret_key:
         session_identity()
 
 
@@ -42,7 +43,7 @@ def healthz() -> tuple[dict[str, Any], int]:
     redis: dict[str, Any]
     try:
         # Seen within three heartbeats: one late beat is not a dead worker.
-        workers = store.workers(3 * state().settings.heartbeat_interval)
+        workers = store.live_workers(3 * state().settings.heartbeat_interval)
         redis = {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
     except RedisError as exc:
         workers, redis = [], {"ok": False, "error": type(exc).__name__}

@@ -1,4 +1,10 @@
-"""The Socket.IO /progress namespace: validate, authorize, act, acknowledge."""
+"""The Socket.IO /progress namespace: one handler per event; each checks the
+payload, acts for the caller's identity and answers through the event's ack.
+
+Pushes do not start here: the store's scripts publish every change of a task,
+and Socket.IO delivers it to the task's room (the task id), which `start` and
+`subscribe` join.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +16,11 @@ from typing import Any
 
 from flask_socketio import ConnectionRefusedError, Namespace, join_room, leave_room
 
-from . import service
-from .errors import ProtocolError, not_found
+from .. import service
+from ..errors import ProtocolError, protocol_error
+from ..service import checked_payload, task_id_of
+from ..state import state
 from .identity import current_identity
-from .publisher import NAMESPACE
-from .service import UNAVAILABLE, fields, task_id_of
-from .state import state
-from .store import Store
 from .watchdog import Watchdog
 
 log = logging.getLogger(__name__)
@@ -33,16 +37,8 @@ def answered(handler: Callable[[Any, Any], Answer]) -> Callable[..., Answer]:
             if len(args) > 1:
                 raise ProtocolError("invalid", "send one payload object")
             return {"ok": True, **handler(self, args[0] if args else None)}
-        except ProtocolError as exc:
-            return exc.answer()
-        except UNAVAILABLE:
-            log.warning("%s: backend unreachable", handler.__name__, exc_info=True)
-            return ProtocolError(
-                "unavailable", "the task service is unreachable, try again"
-            ).answer()
-        except Exception:
-            log.exception("%s failed", handler.__name__)
-            return ProtocolError("internal", "unexpected server error").answer()
+        except Exception as exc:
+            return protocol_error(exc, log, handler.__name__).answer()
 
     return wrapper
 
@@ -55,11 +51,9 @@ class ProgressNamespace(Namespace):
         self._watchdog: Watchdog | None = None
         self._watchdog_lock = threading.Lock()
 
-    @property
-    def store(self) -> Store:
-        return state().store
-
     def trigger_event(self, event: str, *args: Any) -> Any:
+        # An unknown event is answered `invalid` rather than dropped, so a
+        # client waiting on its ack is not left hanging.
         if event in ("connect", "disconnect") or hasattr(self, f"on_{event}"):
             return super().trigger_event(event, *args)
         return ProtocolError("invalid", f"unknown event {event[:40]!r}").answer()
@@ -73,48 +67,46 @@ class ProgressNamespace(Namespace):
         self._start_watchdog()
 
     def _start_watchdog(self) -> None:
-        # Web processes only (the worker builds the app but serves nobody);
+        # Web processes only (a worker builds the app too, but serves nobody):
         # started with the first connection, once per process.
         with self._watchdog_lock:
             if self._watchdog is not None:
                 return
-            self._watchdog = Watchdog(
-                self.store, self._emit, timeout=state().settings.lost_timeout
-            )
+            settings = state().settings
+            self._watchdog = Watchdog(state().store, timeout=settings.lost_timeout)
         self.socketio.start_background_task(self._watchdog.run, self.socketio.sleep)
-
-    def _emit(self, snapshot: dict[str, Any]) -> None:
-        self.socketio.emit("progress", snapshot, namespace=NAMESPACE, to=snapshot["task_id"])
 
     @answered
     def on_start(self, payload: Any) -> Answer:
+        """{kind, params} -> {task}: queued, and this connection watches it."""
         snapshot = service.start_task(payload, current_identity(), join_room, leave_room)
         return {"task": snapshot}
 
     @answered
     def on_subscribe(self, payload: Any) -> Answer:
+        """{task_id} -> {task}: its current state; its pushes follow."""
         task_id = task_id_of(payload)
         # Ownership first: joining even for a moment would leak a push.
-        snapshot = self.store.get_owned(task_id, current_identity())
-        if snapshot is None:
-            raise not_found()
+        snapshot = service.get_task(task_id, current_identity())
         join_room(task_id)
         # Read again after joining, so nothing falls between the read and the join.
-        return {"task": self.store.get(task_id) or snapshot}
+        return {"task": service.store().get(task_id) or snapshot}
 
     @answered
     def on_unsubscribe(self, payload: Any) -> Answer:
+        """{task_id} -> {}: no more pushes of it on this connection."""
         task_id = task_id_of(payload)
-        if self.store.get_owned(task_id, current_identity()) is None:
-            raise not_found()
+        service.get_task(task_id, current_identity())
         leave_room(task_id)
         return {}
 
     @answered
     def on_cancel(self, payload: Any) -> Answer:
-        return service.cancel_task(task_id_of(payload), current_identity(), self._emit)
+        """{task_id} -> {task, outcome, message}."""
+        return service.cancel_task(task_id_of(payload), current_identity())
 
     @answered
     def on_list(self, payload: Any) -> Answer:
-        fields(payload, set())
-        return {"tasks": self.store.list(current_identity())}
+        """{} -> {tasks}: this identity's tasks, newest first."""
+        checked_payload(payload, set())
+        return {"tasks": service.store().list(current_identity())}

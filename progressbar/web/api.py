@@ -16,12 +16,11 @@ from flask import Blueprint, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from . import service
-from .errors import ProtocolError
+from .. import service
+from ..errors import ProtocolError, protocol_error
+from ..state import state
 from .identity import current_identity
 from .openapi import openapi_document
-from .publisher import NAMESPACE
-from .state import state
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +41,6 @@ def error(code: str, message: str, status: int | None = None) -> tuple[Response,
     return jsonify(ProtocolError(code, message).answer()), status or STATUS[code]
 
 
-@bp.errorhandler(ProtocolError)
-def protocol_error(exc: ProtocolError) -> tuple[Response, int]:
-    return error(exc.code, exc.message)
-
-
 @bp.errorhandler(HTTPException)
 def http_error(exc: HTTPException) -> tuple[Response, int]:
     code = "not_found" if exc.code == 404 else "invalid"
@@ -58,12 +52,10 @@ def http_error(exc: HTTPException) -> tuple[Response, int]:
 
 
 @bp.errorhandler(Exception)
-def unexpected(exc: Exception) -> tuple[Response, int]:
-    if isinstance(exc, service.UNAVAILABLE):
-        log.warning("api: backend unreachable", exc_info=True)
-        return error("unavailable", "the task service is unreachable, try again")
-    log.exception("api: unexpected error")
-    return error("internal", "unexpected server error")
+def refused(exc: Exception) -> tuple[Response, int]:
+    # ProtocolErrors answer themselves; others are `unavailable` or `internal`.
+    answer = protocol_error(exc, log, f"api {request.endpoint}")
+    return error(answer.code, answer.message)
 
 
 def _same_origin(origin: str) -> bool:
@@ -92,10 +84,6 @@ def _json_body() -> Any:
     return body
 
 
-def _emit(snapshot: dict[str, Any]) -> None:
-    state().socketio.emit("progress", snapshot, namespace=NAMESPACE, to=snapshot["task_id"])
-
-
 @bp.post("/tasks")
 def start_task() -> tuple[Response, int, dict[str, str]]:
     """Start a task: 202, its SNAPSHOT, and where to follow it."""
@@ -119,12 +107,12 @@ def get_task(task_id: str) -> dict[str, Any]:
 @bp.post("/tasks/<task_id>/cancel")
 def cancel_task(task_id: str) -> dict[str, Any]:
     """Cancel a task: its SNAPSHOT, the outcome and a message, as the `cancel` event."""
-    service.fields(_json_body(), set())
+    service.checked_payload(_json_body(), set())
     task_id = service.checked_task_id(task_id)
-    return {"ok": True, **service.cancel_task(task_id, current_identity(), _emit)}
+    return {"ok": True, **service.cancel_task(task_id, current_identity())}
 
 
 @bp.get("/openapi.json")
 def openapi() -> dict[str, Any]:
-    """The OpenAPI 3.1 description of this API."""
+    """The OpenAPI 3.0 description of this API."""
     return openapi_document()

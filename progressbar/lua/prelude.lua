@@ -1,0 +1,132 @@
+-- Shared by every script (scripts.py puts it in front of each). The names in
+-- double braces are filled in from Python: the terminal states and the push
+-- message's format.
+local prefix, channel = ARGV[1], ARGV[2]
+local args = {}
+for i = 3, #ARGV do args[i - 2] = ARGV[i] end
+local TERMINAL = {{{TERMINAL}}}
+local function task_key(id) return prefix .. ':task:' .. id end
+local function is_terminal(state) return TERMINAL[state] == true end
+local function now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1e6
+end
+local function forget_live(id, owner)
+  redis.call('ZREM', prefix .. ':live', id)
+  redis.call('SREM', prefix .. ':active:' .. owner, id)
+  redis.call('HDEL', task_key(id), 'cancel')
+end
+-- Push a stored snapshot (JSON) to the task's room, through every web process.
+local function publish(id, snapshot)
+  if channel == '' then return end
+  redis.call('PUBLISH', channel, {{PUSH_HEAD}} .. snapshot .. {{PUSH_MIDDLE}} .. id .. {{PUSH_TAIL}})
+end
+
+local function split(text)
+  local out = {}
+  for part in string.gmatch(text or '', '[^,]+') do table.insert(out, part) end
+  return out
+end
+-- Recompute a group from its parts: current and total in percent points of
+-- the parts (each part's highest), so the group's percent never goes back.
+-- It ends when every part has: failed if one failed, else lost if one was
+-- lost, else cancelled if one was cancelled, else succeeded.
+local function aggregate(gid, ttl)
+  local gkey = task_key(gid)
+  local gstate = redis.call('HGET', gkey, 'state')
+  if not gstate or is_terminal(gstate) then return end
+  local ids = split(redis.call('HGET', gkey, 'children'))
+  local n = #ids
+  local current, finished, started, counts, parts, first_error = 0, 0, false, {}, {}, nil
+  for i, id in ipairs(ids) do
+    local f = redis.call('HMGET', task_key(id), 'state', 'percent', 'error')
+    local st = f[1] or 'lost'
+    local pct = tonumber(f[2]) or 0
+    if st == 'succeeded' then pct = 100 end
+    current = current + pct
+    counts[st] = (counts[st] or 0) + 1
+    if is_terminal(st) then finished = finished + 1 end
+    if st ~= 'queued' then started = true end
+    if (st == 'failed' or st == 'lost') and not first_error and f[3] then
+      first_error = 'part ' .. i .. ': ' .. f[3]
+    end
+    parts[i] = {task_id = id, state = st, percent = pct}
+  end
+  local snapshot = cjson.decode(redis.call('HGET', gkey, 'snapshot'))
+  local state = started and 'running' or 'queued'
+  snapshot['error'] = nil
+  if finished == n then
+    if counts['failed'] then
+      state = 'failed'
+      snapshot['error'] = counts['failed'] .. ' of ' .. n .. ' parts failed; ' .. first_error
+    elseif counts['lost'] then
+      state = 'lost'
+      snapshot['error'] = counts['lost'] .. ' of ' .. n .. ' parts lost; ' .. first_error
+    elseif counts['cancelled'] then
+      state = 'cancelled'
+    else
+      state = 'succeeded'
+      snapshot['result'] = {parts = n}
+    end
+  end
+  local t = now()
+  snapshot['seq'] = redis.call('HINCRBY', gkey, 'seq', 1)
+  snapshot['state'] = state
+  snapshot['current'] = current
+  snapshot['total'] = 100 * n
+  snapshot['percent'] = math.floor(current / n * 100 + 0.5) / 100
+  snapshot['message'] = finished .. ' of ' .. n .. ' parts done'
+  snapshot['children'] = parts
+  snapshot['updated_at'] = math.floor(t * 1000) / 1000
+  snapshot['elapsed'] = math.floor((t - tonumber(snapshot['created_at'])) * 1000) / 1000
+  local encoded = cjson.encode(snapshot)
+  redis.call('HSET', gkey, 'state', state, 'snapshot', encoded)
+  redis.call('EXPIRE', gkey, ttl)
+  if is_terminal(state) then forget_live(gid, redis.call('HGET', gkey, 'owner')) end
+  publish(gid, encoded)
+end
+-- End a task in `state` from its stored snapshot, with `field` set to `text`.
+local function terminate(id, state, field, text, ttl)
+  local key = task_key(id)
+  local snapshot = cjson.decode(redis.call('HGET', key, 'snapshot'))
+  snapshot['seq'] = redis.call('HINCRBY', key, 'seq', 1)
+  snapshot['state'] = state
+  snapshot['eta'] = cjson.null
+  snapshot['cancel_requested'] = nil
+  snapshot['updated_at'] = math.floor(now() * 1000) / 1000
+  snapshot[field] = text
+  local encoded = cjson.encode(snapshot)
+  redis.call('HSET', key, 'state', state, 'snapshot', encoded)
+  if field == 'error' then redis.call('HSET', key, 'error', text) end
+  redis.call('EXPIRE', key, ttl)
+  forget_live(id, redis.call('HGET', key, 'owner'))
+  publish(id, encoded)
+  local parent = redis.call('HGET', key, 'parent')
+  if parent then aggregate(parent, ttl) end
+  return encoded
+end
+-- The owner's cancel of one task: {outcome, snapshot JSON}. A queued task
+-- ends `cancelled` at once; a running one is flagged for its reporter, and its
+-- snapshot says so (`cancel_requested`) from then on.
+local function cancel(id, ttl, message)
+  local key = task_key(id)
+  local state = redis.call('HGET', key, 'state')
+  if not state then return {'finished', false} end
+  if is_terminal(state) then return {'finished', redis.call('HGET', key, 'snapshot')} end
+  -- Queued and not yet claimed by a worker: it never starts. Once claimed,
+  -- its body may be running already: it is asked to stop, like a running one.
+  if state == 'queued' and not redis.call('HGET', key, 'claimed') then
+    return {'cancelled', terminate(id, 'cancelled', 'message', message, ttl)}
+  end
+  if redis.call('HGET', key, 'cancel') then
+    return {'requested', redis.call('HGET', key, 'snapshot')}  -- asked before
+  end
+  redis.call('HSET', key, 'cancel', 1)
+  local snapshot = cjson.decode(redis.call('HGET', key, 'snapshot'))
+  snapshot['seq'] = redis.call('HINCRBY', key, 'seq', 1)
+  snapshot['cancel_requested'] = true
+  local encoded = cjson.encode(snapshot)
+  redis.call('HSET', key, 'snapshot', encoded)
+  publish(id, encoded)
+  return {'requested', encoded}
+end

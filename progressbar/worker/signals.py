@@ -1,0 +1,109 @@
+"""The worker's signals: proof of life from its main process, news of a dead
+pool process, and each pool process's warm-up.
+
+A pool process's reporter sends heartbeats for the task it runs; the main
+process sends them for every task it holds (reserved or running), so a task
+whose worker dies whole stops being armed, and the watchdog of a web process
+reports it lost. When only a pool process dies, Celery's main process knows at
+once (WorkerLostError): the task is reported lost right then.
+
+Handlers are connected once per process, however many apps it builds; each
+finds its app's context through the Celery app that sent the signal.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from billiard.exceptions import WorkerLostError
+from celery import current_app
+from celery.exceptions import Terminated, TimeLimitExceeded
+from celery.signals import task_failure, task_received, worker_process_init, worker_ready
+
+from .. import logs
+from ..store import Store
+from .context import context_of
+
+log = logging.getLogger(__name__)
+
+REASONS: dict[type[BaseException], str] = {
+    WorkerLostError: "The worker process running it died.",
+    TimeLimitExceeded: "It ran past its time limit and was stopped.",
+    Terminated: "It was terminated on the worker.",
+}
+
+
+def connect() -> None:
+    """Hook the worker's signals; all but the warm-up fire in its main process."""
+    for signal, handler in (
+        (worker_process_init, warm_up),
+        (task_received, watch_reserved),
+        (worker_ready, start_heartbeats),
+        (task_failure, report_lost),
+    ):
+        signal.connect(handler, weak=False, dispatch_uid=f"progressbar.{handler.__name__}")
+
+
+def warm_up(**_: Any) -> None:
+    # Connect each pool process before its first task, so the first push of
+    # a task does not pay for the connection and the scripts' loading (~40 ms).
+    context = context_of(current_app._get_current_object())
+    if context is not None:
+        context.store.warm_up()
+
+
+def watch_reserved(sender: Any = None, request: Any = None, **_: Any) -> None:
+    # From now on the task is watched: if this worker dies before running
+    # it, it is reported lost instead of waiting as queued forever.
+    context = context_of(getattr(sender, "app", None))
+    if context is None or request is None:
+        return
+    try:
+        context.store.heartbeat(request.id)
+    except Exception:
+        log.warning("could not arm its heartbeat", exc_info=True, extra=logs.task_extra(request.id))
+
+
+def start_heartbeats(sender: Any = None, **_: Any) -> None:
+    context = context_of(getattr(sender, "app", None))
+    if context is None:
+        return
+    threading.Thread(
+        target=beat_forever,
+        args=(
+            context.store,
+            getattr(sender, "hostname", None) or "worker",
+            context.settings.heartbeat_interval,
+        ),
+        name="progress-heartbeats",
+        daemon=True,
+    ).start()
+
+
+def report_lost(
+    sender: Any = None, task_id: str | None = None, exception: Any = None, **_: Any
+) -> None:
+    reason = next((r for t, r in REASONS.items() if isinstance(exception, t)), None)
+    context = context_of(getattr(sender, "app", None))
+    if reason is None or task_id is None or context is None:
+        return  # an ordinary failure, reported by the task itself
+    if context.store.lose(task_id, reason, only_if_expired=False) is not None:
+        log.warning("lost: %s", reason, extra=logs.task_extra(task_id))
+
+
+def beat_forever(store: Store, name: str, interval: float) -> None:
+    """Every HEARTBEAT_INTERVAL: this worker is alive (for /healthz), and so is
+    every task it holds."""
+    from celery.worker import state as worker_state
+
+    while True:
+        held = [request.id for request in list(worker_state.reserved_requests)]
+        try:
+            store.worker_seen(name)
+            store.heartbeat(*held)
+        except Exception:
+            log.warning("heartbeat of %d tasks failed", len(held), exc_info=True)
+        time.sleep(interval)

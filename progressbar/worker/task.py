@@ -1,0 +1,88 @@
+"""The Celery task class of a tracked app: a task sent by `start` claims its
+record, runs with a `Progress` reporter, and ends in a terminal state that its
+bars are pushed, however its body ends."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task
+
+from .. import logs
+from ..errors import TaskCancelled, TaskError
+from ..messages import SENT_BY_START
+from .context import WorkerContext, context_of
+from .reporter import Progress
+
+log = logging.getLogger(__name__)
+
+
+def error_message(exc: BaseException) -> str:
+    """A short message for the task's owner; never a traceback."""
+    if isinstance(exc, TaskError) and str(exc):
+        return str(exc).splitlines()[0][:200]
+    return f"The task failed unexpectedly ({type(exc).__name__})."
+
+
+class ProgressTask(Task):
+    """Runs in the app's context; with a reporter when `start` sent it."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        context = context_of(self.app)
+        if context is None:
+            return self.run(*args, **kwargs)
+        with context.flask_app.app_context():
+            if not self._sent_by_start():
+                # Called directly, or sent by other code than ours: it runs
+                # plainly, without a word to Redis, and its `progress(self)`
+                # reports to nobody.
+                return self.run(*args, **kwargs)
+            return self._run_tracked(context, args, kwargs)
+
+    def _run_tracked(self, context: WorkerContext, args: Any, kwargs: Any) -> Any:
+        claim = context.store.claim(self.request.id)
+        if claim != "claimed":
+            # Cancelled while queued, judged lost, its record gone (expired,
+            # or its start failed), or another delivery of the same message
+            # has it: never run it twice.
+            log.info("not run: %s", claim, extra=logs.task_extra(self.request.id))
+            return None
+        progress = self._reporter(context)
+        self.request.progress = progress
+        # The body's `progress(self, total=...)` makes the first push.
+        progress.start(push=False)
+        try:
+            result = self.run(*args, **kwargs)
+        except TaskCancelled:
+            progress.finish("cancelled", error=None)
+            return None
+        except (SystemExit, KeyboardInterrupt):
+            # The pool process was told to stop (a hard shutdown or a
+            # terminate): not the task's own failure.
+            progress.finish("lost", error="Its worker stopped before it finished.")
+            raise
+        except BaseException as exc:
+            progress.finish("failed", error=error_message(exc))
+            raise
+        progress.finish("succeeded", result=result)
+        return result
+
+    def _sent_by_start(self) -> bool:
+        # Message protocol 2 makes a header an attribute of the request;
+        # protocol 1 keeps it in `headers`.
+        request = self.request
+        headers = getattr(request, "headers", None) or {}
+        return bool(getattr(request, SENT_BY_START, None) or headers.get(SENT_BY_START))
+
+    def _reporter(self, context: WorkerContext) -> Progress:
+        store = context.store
+        queued = store.get(self.request.id) or {}
+        return Progress(
+            self.request.id,
+            str(queued.get("kind") or self.name),
+            store.write,
+            heartbeat=lambda task_id: task_id in store.heartbeat(task_id),
+            created_at=queued.get("created_at"),
+            interval=context.settings.progress_interval,
+        )
