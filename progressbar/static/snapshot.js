@@ -42,17 +42,15 @@ export function barValue(snapshot) {
 }
 
 /**
- * True if `candidate` should replace `shown` (null: nothing shown yet). A
- * higher seq wins; at the same seq, only a snapshot newly carrying
- * `cancel_requested` does: asking to cancel does not bump seq.
+ * True if `candidate` should replace `shown` (null: nothing shown yet): a
+ * higher seq. Every change of a task's record, a requested cancel included,
+ * has a seq of its own, so an equal seq is never news.
  * @param {Snapshot} candidate
  * @param {Snapshot | null | undefined} shown
  * @returns {boolean}
  */
 export function isNewer(candidate, shown) {
-  if (!shown) return true;
-  if (candidate.seq !== shown.seq) return candidate.seq > shown.seq;
-  return candidate.cancel_requested === true && shown.cancel_requested !== true && !isTerminal(shown.state);
+  return !shown || candidate.seq > shown.seq;
 }
 
 /**

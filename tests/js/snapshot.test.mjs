@@ -21,13 +21,15 @@ test("terminal states", () => {
   for (const state of ["queued", "running", undefined]) assert.ok(!isTerminal(state), state);
 });
 
-test("newer: a higher seq; at the same seq only a new cancel request", () => {
+test("newer: a higher seq, and nothing else", () => {
   const shown = { task_id: "a", state: "running", seq: 4 };
   assert.ok(isNewer(shown, null));
   assert.ok(isNewer({ ...shown, seq: 5 }, shown));
   assert.ok(!isNewer({ ...shown, seq: 3 }, shown));
   assert.ok(!isNewer({ ...shown }, shown));
-  assert.ok(isNewer({ ...shown, cancel_requested: true }, shown));
+  // A requested cancel comes with a seq of its own: at the same seq it is not news.
+  assert.ok(!isNewer({ ...shown, cancel_requested: true }, shown));
+  assert.ok(isNewer({ ...shown, seq: 5, cancel_requested: true }, shown));
   assert.ok(!isNewer(shown, { ...shown, cancel_requested: true }));
 });
 
