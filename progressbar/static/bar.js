@@ -2,7 +2,7 @@
 // is only ever set as text.
 
 import * as format from "./format.js";
-import { barValue, isTerminal } from "./snapshot.js";
+import { barValue, isCancelling, isTerminal } from "./snapshot.js";
 
 let bars = 0;
 
@@ -94,8 +94,7 @@ export class ProgressBar {
    */
   render(snapshot) {
     const s = snapshot;
-    const cancelling = !isTerminal(s.state) && s.cancel_requested === true;
-    const stateText = cancelling ? "cancelling…" : String(s.state);
+    const stateText = isCancelling(s) ? "cancelling…" : String(s.state);
     this.root.dataset.state = s.state;
     this.stateText.textContent = stateText;
 
