@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 
@@ -60,6 +61,9 @@ def test_start_and_watch_the_bar_reach_100(page: Page) -> None:
     assert bar_value(page, task_id) == 100
     expect(progress).to_have_attribute("aria-valuenow", "100")
     expect(task.locator(".pb-result")).to_contain_text("steps")
+    # The page's live region said so, in the bar's words.
+    announced = re.compile(r"^Simulated job #\S{6} succeeded\.$")
+    expect(page.locator("#announcer")).to_have_text(announced)
     # Finished bars stay until dismissed.
     page.wait_for_timeout(300)
     expect(task).to_be_visible()
@@ -90,6 +94,7 @@ def test_a_failed_task_shows_its_error(page: Page) -> None:
     task = card(page, task_id)
     expect(task).to_have_attribute("data-state", "failed", timeout=10000)
     expect(task.locator(".pb-error")).to_contain_text("Simulated failure at")
+    expect(page.locator("#announcer")).to_contain_text("failed: Simulated failure at")
     assert bar_value(page, task_id) < 30
 
 
