@@ -56,7 +56,7 @@ OBSERVE_BAR = """
     const card = document.querySelector(`.task-card[data-task-id="${taskId}"]`);
     if (!card) return requestAnimationFrame(attach);
     const bar = card.querySelector("progress");
-    const message = card.querySelector(".task-message");
+    const message = card.querySelector(".pb-message");
     new MutationObserver(() => {
       window.__changes.push([performance.timeOrigin + performance.now(), message.textContent,
                              card.dataset.state]);

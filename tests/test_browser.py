@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 
@@ -56,10 +57,13 @@ def test_start_and_watch_the_bar_reach_100(page: Page) -> None:
     progress = task.locator("progress")
     assert 20 < float(progress.get_attribute("aria-valuenow") or 0) < 90
     expect(task).to_have_attribute("data-state", "succeeded", timeout=10000)
-    expect(task.locator(".task-percent")).to_have_text("100%")
+    expect(task.locator(".pb-percent")).to_have_text("100%")
     assert bar_value(page, task_id) == 100
     expect(progress).to_have_attribute("aria-valuenow", "100")
-    expect(task.locator(".task-result")).to_contain_text("steps")
+    expect(task.locator(".pb-result")).to_contain_text("steps")
+    # The page's live region said so, in the bar's words.
+    announced = re.compile(r"^Simulated job #\S{6} succeeded\.$")
+    expect(page.locator("#announcer")).to_have_text(announced)
     # Finished bars stay until dismissed.
     page.wait_for_timeout(300)
     expect(task).to_be_visible()
@@ -82,14 +86,15 @@ def test_reload_mid_task_brings_the_bar_back_still_moving(page: Page) -> None:
     expect(task).to_have_attribute("data-state", "running")
     assert bar_value(page, task_id) >= before
     expect(task).to_have_attribute("data-state", "succeeded", timeout=10000)
-    expect(task.locator(".task-percent")).to_have_text("100%")
+    expect(task.locator(".pb-percent")).to_have_text("100%")
 
 
 def test_a_failed_task_shows_its_error(page: Page) -> None:
     task_id = start(page, "simulate", duration=1, fail_at=30, seed=1)
     task = card(page, task_id)
     expect(task).to_have_attribute("data-state", "failed", timeout=10000)
-    expect(task.locator(".task-error")).to_contain_text("Simulated failure at")
+    expect(task.locator(".pb-error")).to_contain_text("Simulated failure at")
+    expect(page.locator("#announcer")).to_contain_text("failed: Simulated failure at")
     assert bar_value(page, task_id) < 30
 
 
@@ -97,7 +102,7 @@ def test_primes_result_is_shown(page: Page) -> None:
     task_id = start(page, "primes", limit=1000000)
     task = card(page, task_id)
     expect(task).to_have_attribute("data-state", "succeeded", timeout=10000)
-    expect(task.locator(".task-result")).to_contain_text("78498")
+    expect(task.locator(".pb-result")).to_contain_text("78498")
 
 
 def test_invalid_input_is_reported_next_to_the_form(page: Page) -> None:
@@ -132,7 +137,7 @@ def test_bars_resume_after_the_web_process_restarts(browser: Browser, stack_env,
         expect(status).to_have_attribute("data-state", "connected", timeout=15000)
         task = card(page, task_id)
         expect(task).to_have_attribute("data-state", "succeeded", timeout=15000)
-        expect(task.locator(".task-percent")).to_have_text("100%")
+        expect(task.locator(".pb-percent")).to_have_text("100%")
         assert seen_while_down < 100
     finally:
         context.close()
@@ -146,8 +151,8 @@ def test_html_from_a_task_shows_as_text_and_runs_nothing(page: Page) -> None:
     task_id = start(page, "simulate", duration=0.5, fail_at=50, seed=2, label=XSS)
     task = card(page, task_id)
     expect(task).to_have_attribute("data-state", "failed", timeout=10000)
-    expect(task.locator(".task-message")).to_contain_text(XSS)
-    expect(task.locator(".task-error")).to_contain_text(XSS + ": Simulated failure")
+    expect(task.locator(".pb-message")).to_contain_text(XSS)
+    expect(task.locator(".pb-error")).to_contain_text(XSS + ": Simulated failure")
     assert task.locator("img, script").count() == 0
     assert page.evaluate("window.__xss") is None
 
@@ -158,7 +163,7 @@ def test_cancel_button_stops_a_running_task(page: Page) -> None:
     expect(task).to_have_attribute("data-state", "running", timeout=5000)
     task.locator(".task-cancel").click()
     expect(task).to_have_attribute("data-state", "cancelled", timeout=3000)
-    expect(task.locator(".task-state")).to_have_text("cancelled")
+    expect(task.locator(".pb-state")).to_have_text("cancelled")
     expect(task.locator(".task-cancel")).to_be_hidden()
     expect(task.locator(".task-dismiss")).to_be_visible()
 
@@ -169,7 +174,7 @@ def test_a_batch_shows_one_bar_with_a_small_bar_per_part(page: Page) -> None:
     parts = task.locator(".task-children .task-child")
     expect(parts).to_have_count(3)
     expect(task).to_have_attribute("data-state", "succeeded", timeout=15000)
-    expect(task.locator(".task-percent")).to_have_text("100%")
+    expect(task.locator(".pb-percent")).to_have_text("100%")
     for index in range(3):
         expect(parts.nth(index)).to_have_attribute("data-state", "succeeded")
         expect(parts.nth(index)).to_contain_text(f"Part {index + 1}: succeeded")

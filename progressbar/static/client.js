@@ -49,6 +49,8 @@ export class ProgressClient {
     this.recent = new Map();
     // Tasks whose room this socket is in; the server forgets them on reconnect.
     this.joined = new Set();
+    // The quiet-task check, running between open() and close().
+    this.timer = undefined;
     this.connection.on("connect", () => this.#connected());
     this.connection.on("progress", (snapshot) => this.#receive(snapshot));
   }

@@ -51,11 +51,12 @@ export class Connection {
     if (path) options.path = path;
     this.socket = io(target, options);
     this.closed = false;
+    this.retryTimer = undefined;
     this.socket.on("connect", () => onStatus("connected"));
     this.socket.on("disconnect", (reason) => {
       if (reason === "io client disconnect") return; // close()
       onStatus("reconnecting");
-      if (reason === "io server disconnect") this.retrySoon();
+      if (reason === "io server disconnect") this.#retrySoon();
     });
     this.socket.on("connect_error", (error) => {
       if (error?.data?.code === "unauthorized") {
@@ -63,7 +64,7 @@ export class Connection {
         return;
       }
       onStatus("reconnecting");
-      if (!this.socket.active) this.retrySoon();
+      if (!this.socket.active) this.#retrySoon();
     });
   }
 
@@ -98,7 +99,7 @@ export class Connection {
     return this.socket.connected;
   }
 
-  retrySoon() {
+  #retrySoon() {
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => this.closed || this.socket.connect(), RETRY_AFTER_REFUSAL_MS);
   }

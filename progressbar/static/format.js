@@ -1,5 +1,10 @@
 // How numbers and durations read next to a bar. Pure functions, no DOM.
 
+import { isNumber } from "./snapshot.js";
+
+// Also here, where it was first exported: host pages import it as format.isNumber.
+export { isNumber };
+
 const DASH = "—";
 
 const exact = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
@@ -7,9 +12,6 @@ const compact = new Intl.NumberFormat(undefined, {
   notation: "compact",
   maximumSignificantDigits: 3,
 });
-
-/** A finite number: what a figure must be to be shown. */
-export const isNumber = (value) => typeof value === "number" && Number.isFinite(value);
 
 /** "42%"; floored so a bar never claims 100% before the task has finished. */
 export function percent(value) {

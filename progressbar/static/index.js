@@ -7,5 +7,5 @@
 export { Connection, errorMessage } from "./connection.js";
 export { ProgressClient } from "./client.js";
 export { ProgressBar, setBarValue } from "./bar.js";
-export { TERMINAL_STATES, barValue, isTerminal } from "./snapshot.js";
+export { TERMINAL_STATES, barValue, isCancelling, isNumber, isTerminal } from "./snapshot.js";
 export * as format from "./format.js";

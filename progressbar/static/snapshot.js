@@ -1,8 +1,6 @@
 // What a task's SNAPSHOT means: whether it has ended, what its bar shows, and
 // which of two snapshots is newer. Pure functions, no DOM.
 
-import { isNumber } from "./format.js";
-
 /**
  * A task's state as the server describes it (README, "The protocol").
  * @typedef {object} Snapshot
@@ -17,6 +15,9 @@ import { isNumber } from "./format.js";
  * @property {true} [cancel_requested] a running task asked to stop
  */
 
+/** A finite number: what a figure must be to count (NaN and Infinity do not). */
+export const isNumber = (value) => typeof value === "number" && Number.isFinite(value);
+
 /** States after which a task never changes again. */
 export const TERMINAL_STATES = Object.freeze(["succeeded", "failed", "cancelled", "lost"]);
 
@@ -26,6 +27,16 @@ export const TERMINAL_STATES = Object.freeze(["succeeded", "failed", "cancelled"
  */
 export function isTerminal(state) {
   return TERMINAL_STATES.includes(state);
+}
+
+/**
+ * True while a live task was asked to stop and has not yet: it stops at its
+ * next report. A bar says "cancelling…".
+ * @param {Snapshot} snapshot
+ * @returns {boolean}
+ */
+export function isCancelling(snapshot) {
+  return !isTerminal(snapshot.state) && snapshot.cancel_requested === true;
 }
 
 /**
@@ -42,17 +53,15 @@ export function barValue(snapshot) {
 }
 
 /**
- * True if `candidate` should replace `shown` (null: nothing shown yet). A
- * higher seq wins; at the same seq, only a snapshot newly carrying
- * `cancel_requested` does: asking to cancel does not bump seq.
+ * True if `candidate` should replace `shown` (null: nothing shown yet): a
+ * higher seq. Every change of a task's record, a requested cancel included,
+ * has a seq of its own, so an equal seq is never news.
  * @param {Snapshot} candidate
  * @param {Snapshot | null | undefined} shown
  * @returns {boolean}
  */
 export function isNewer(candidate, shown) {
-  if (!shown) return true;
-  if (candidate.seq !== shown.seq) return candidate.seq > shown.seq;
-  return candidate.cancel_requested === true && shown.cancel_requested !== true && !isTerminal(shown.state);
+  return !shown || candidate.seq > shown.seq;
 }
 
 /**

@@ -37,10 +37,19 @@ export class DismissedIds {
 }
 
 export class TaskBoard {
-  constructor({ client, list, empty, error, heading, template, announcer, titles, dismissed }) {
-    Object.assign(this, { client, list, empty, error, heading, template, announcer, titles, dismissed });
+  constructor({ list, empty, error, heading, template, announcer, titles, dismissed }) {
+    Object.assign(this, { list, empty, error, heading, template, announcer, titles, dismissed });
+    this.client = null;
     this.cards = new Map();
     this.updateEmpty();
+  }
+
+  /**
+   * Keep the cards current through `client`. Its `onConnect` calls `sync`,
+   * so the board exists first and is given the client before it opens.
+   */
+  follow(client) {
+    this.client = client;
   }
 
   /** Add a card for a task not shown yet, from any source (start, list); the client keeps it current. */
@@ -49,6 +58,8 @@ export class TaskBoard {
     if (typeof id !== "string" || this.cards.has(id) || this.dismissed.has(id)) return;
     const title = this.titles.get(snapshot.kind) ?? snapshot.kind;
     const card = new TaskCard(this.template, snapshot, title, {
+      announcer: this.announcer,
+      announce,
       onCancel: (c) => this.cancel(c),
       onDismiss: (c) => this.dismiss(c),
     });
@@ -59,14 +70,7 @@ export class TaskBoard {
     );
     this.list.insertBefore(card.root, next ?? null);
     this.updateEmpty();
-    if (announce) this.announce(card);
-    card.unwatch = this.client.watch(id, (update) => this.update(card, update));
-  }
-
-  update(card, snapshot) {
-    const before = card.state;
-    card.apply(snapshot);
-    if (card.state !== before) this.announce(card);
+    card.unwatch = this.client.watch(id, (update) => card.apply(update));
   }
 
   /** On every (re)connect: show the tasks not shown yet (another tab's, or from before a reload). */
@@ -96,11 +100,12 @@ export class TaskBoard {
     this.dismissed.add(card.taskId);
     // Hand focus to the next finished card's Dismiss, else to the heading,
     // so a keyboard user is not dropped at the top of the page.
-    const after = [...this.list.children].slice([...this.list.children].indexOf(card.root) + 1);
-    const nextButton = after
+    const shown = [...this.list.children];
+    const nextButton = shown
+      .slice(shown.indexOf(card.root) + 1)
       .map((el) => el.querySelector(".task-dismiss"))
       .find((button) => button && !button.hidden);
-    const hadFocus = card.root.contains(document.activeElement);
+    const hadFocus = card.root.contains(card.root.ownerDocument.activeElement);
     card.root.remove();
     this.cards.delete(card.taskId);
     this.updateEmpty();
@@ -110,12 +115,6 @@ export class TaskBoard {
 
   tick() {
     for (const card of this.cards.values()) card.tick();
-  }
-
-  announce(card) {
-    const { state, error } = card.snapshot;
-    const detail = error && !card.active ? `: ${error}` : "";
-    this.announcer.textContent = `${card.label} ${state}${detail}.`;
   }
 
   updateEmpty() {

@@ -22,8 +22,11 @@ class StartForm {
     });
   }
 
-  /** The params to send, or throws {input, message} for a field that cannot be sent. */
-  params() {
+  /**
+   * The params to send, checked: `{ok: true, params}`, or `{ok: false, input,
+   * message}` for the first field that cannot be sent.
+   */
+  read() {
     const params = {};
     const inputs = [...this.form.querySelectorAll("input[name]")];
     for (const input of inputs) input.removeAttribute("aria-invalid");
@@ -32,7 +35,7 @@ class StartForm {
       // Ranges and steps were checked by the browser before `submit` fired,
       // unless the form opted out; then the server's answer says what is wrong.
       // Text a number input cannot parse reads as "", so it is caught here.
-      if (input.validity.badInput) throw { input, message: `${label}: enter a number.` };
+      if (input.validity.badInput) return { ok: false, input, message: `${label}: enter a number.` };
       if (input.value.trim() === "") continue; // the server fills in defaults
       if ("text" in input.dataset) {
         params[input.name] = input.value;
@@ -40,27 +43,25 @@ class StartForm {
       }
       const value = input.valueAsNumber;
       if ("integer" in input.dataset && !Number.isSafeInteger(value)) {
-        throw { input, message: `${label}: too large to send exactly; use a smaller whole number.` };
+        return { ok: false, input, message: `${label}: too large to send exactly; use a smaller whole number.` };
       }
       params[input.name] = value;
     }
-    return params;
+    return { ok: true, params };
   }
 
   async submit() {
     if (this.pending) return;
-    let params;
-    try {
-      params = this.params();
-    } catch ({ input, message }) {
-      input.setAttribute("aria-invalid", "true");
-      this.alert.textContent = message;
-      input.focus();
+    const read = this.read();
+    if (!read.ok) {
+      read.input.setAttribute("aria-invalid", "true");
+      this.alert.textContent = read.message;
+      read.input.focus();
       return;
     }
     this.setPending(true);
     this.alert.textContent = "";
-    const answer = await this.client.start(this.kind, params);
+    const answer = await this.client.start(this.kind, read.params);
     this.setPending(false);
     if (answer.ok) this.onStarted(answer.task);
     else this.alert.textContent = errorMessage(answer);
@@ -90,16 +91,7 @@ class StatusIndicator {
 function main() {
   const forms = [...document.querySelectorAll(".start-form")];
   const status = new StatusIndicator(document.querySelector("#connection-status"));
-  // The server says which transports it serves (websocket alone behind a
-  // load balancer without sticky sessions).
-  const transports = (document.body.dataset.transports ?? "").split(",").filter(Boolean);
-  const client = new ProgressClient({
-    transports: transports.length ? transports : undefined,
-    onConnect: () => board.sync(),
-    onStatus: (state) => status.show(state),
-  });
   const board = new TaskBoard({
-    client,
     list: document.querySelector(".task-list"),
     empty: document.querySelector(".empty-state"),
     error: document.querySelector(".board-error"),
@@ -109,6 +101,14 @@ function main() {
     titles: new Map(forms.map((form) => [form.dataset.kind, form.dataset.title])),
     dismissed: new DismissedIds(),
   });
+  const client = new ProgressClient({
+    // The transports the server serves (websocket alone behind a load
+    // balancer without sticky sessions).
+    transports: JSON.parse(document.body.dataset.transports),
+    onConnect: () => board.sync(),
+    onStatus: (state) => status.show(state),
+  });
+  board.follow(client);
   for (const form of forms) new StartForm(form, client, (task) => board.show(task));
   setInterval(() => board.tick(), TICK_MS);
   client.open();

@@ -1,55 +1,77 @@
-// One task's card: owns its DOM, shows the snapshots it is handed (the
-// library's client orders them), and keeps the clock fields moving between pushes.
+// One task's card: progressbar's own ProgressBar (state, bar, percent,
+// message, figures, result or error, announcements) plus what only this page
+// has: a group's parts, Cancel and Dismiss, and how long ago the task last
+// reported. The library's client orders the snapshots it is handed.
 
-import { barValue, format, setBarValue } from "progressbar";
-
-export const ACTIVE_STATES = new Set(["queued", "running"]);
+import { ProgressBar, format, isCancelling, isTerminal } from "progressbar";
+import { PartsList } from "./parts-list.js";
 
 // A running task that has not reported for this long says so on its card.
 const STALE_AFTER_S = 3;
 
-const isNumber = (value) => typeof value === "number" && Number.isFinite(value);
-
 const STATE_WORDS = { succeeded: "Finished", failed: "Failed", cancelled: "Cancelled", lost: "Lost" };
-
-let cardCount = 0;
 
 // The clock runs every second on every card: touch the DOM only on a change.
 function setText(element, text) {
   if (element.textContent !== text) element.textContent = text;
 }
 
+/** "Simulate #1a2b3c", the id in a span of its own (styled, full id on hover). */
+function title(doc, kindTitle, taskId) {
+  const id = doc.createElement("span");
+  id.className = "task-id";
+  id.textContent = `#${taskId.slice(0, 6)}`;
+  id.title = taskId;
+  const fragment = doc.createDocumentFragment();
+  fragment.append(kindTitle, " ", id);
+  return fragment;
+}
+
 export class TaskCard {
-  constructor(template, snapshot, kindTitle, { onCancel, onDismiss }) {
+  /**
+   * @param {HTMLTemplateElement} template the card's markup
+   * @param {object} snapshot the task's first snapshot
+   * @param {string} kindTitle
+   * @param {object} options
+   * @param {HTMLElement} options.announcer the page's live region, shared by every card's bar
+   * @param {boolean} [options.announce] false: show the first state without saying it
+   */
+  constructor(template, snapshot, kindTitle, { announcer, announce = true, onCancel, onDismiss }) {
     this.taskId = snapshot.task_id;
     this.createdAt = snapshot.created_at;
-    this.label = `${kindTitle} #${this.taskId.slice(0, 6)}`;
-    this.snapshot = null;
     this.busy = false;
 
     this.root = template.content.firstElementChild.cloneNode(true);
-    const part = (name) => this.root.querySelector(`.task-${name}`);
+    const find = (name) => this.root.querySelector(`.task-${name}`);
     this.el = {
-      title: part("title"), kind: part("kind"), id: part("id"), state: part("state"),
-      bar: part("bar"), percent: part("percent"), count: part("count"),
-      message: part("message"), rate: part("rate"), eta: part("eta"),
-      elapsed: part("elapsed"), result: part("result"), error: part("error"),
-      updated: part("updated"), cancel: part("cancel"), dismiss: part("dismiss"),
-      actionError: part("action-error"), children: part("children"),
+      updated: find("updated"), cancel: find("cancel"), dismiss: find("dismiss"), actionError: find("action-error"),
     };
     this.root.dataset.taskId = this.taskId;
-    this.el.kind.textContent = kindTitle;
-    this.el.id.textContent = `#${this.taskId.slice(0, 6)}`;
-    this.el.id.title = this.taskId;
-    // DOM ids come from a counter, never from task data.
-    const titleId = `task-title-${++cardCount}`;
-    this.el.title.id = titleId;
-    this.root.setAttribute("aria-labelledby", titleId);
-    this.el.bar.setAttribute("aria-labelledby", titleId);
+
+    this.bar = new ProgressBar(find("progress"), {
+      label: title(this.root.ownerDocument, kindTitle, this.taskId),
+      figures: ["count", "rate", "eta", "elapsed"],
+      announcer,
+    });
+    const { label, figures, stats } = this.bar.parts;
+    // The title names the card, and is a heading screen readers can jump between.
+    label.setAttribute("role", "heading");
+    label.setAttribute("aria-level", "3");
+    this.root.setAttribute("aria-labelledby", label.id);
+    // The bar's parts sit in the card's grid: the group's parts go under its
+    // figures, the rate, ETA and elapsed time beside the buttons.
+    const parts = find("children");
+    figures.after(parts);
+    this.parts = new PartsList(parts);
+    find("foot").prepend(stats);
 
     this.el.cancel.addEventListener("click", () => onCancel(this));
     this.el.dismiss.addEventListener("click", () => onDismiss(this));
-    this.apply(snapshot);
+    this.apply(snapshot, { announce });
+  }
+
+  get snapshot() {
+    return this.bar.snapshot;
   }
 
   get state() {
@@ -57,20 +79,23 @@ export class TaskCard {
   }
 
   get active() {
-    return ACTIVE_STATES.has(this.state);
-  }
-
-  /** A running task asked to stop, which it does at its next report. */
-  get cancelling() {
-    return this.active && this.snapshot.cancel_requested === true;
+    return !isTerminal(this.state);
   }
 
   /** Show `snapshot`: ProgressClient.watch hands over only newer ones. */
-  apply(snapshot) {
-    this.snapshot = snapshot;
-    // Local monotonic time: the server's clock may not agree with ours.
-    this.receivedAt = performance.now();
-    this.render();
+  apply(snapshot, { announce = true } = {}) {
+    this.bar.render(snapshot, { announce });
+    this.root.dataset.state = snapshot.state;
+    this.parts.render(snapshot.children);
+
+    // Keep keyboard focus on the card when the button under it goes away.
+    const { cancel, dismiss } = this.el;
+    const hadFocus = this.root.ownerDocument.activeElement === cancel;
+    cancel.hidden = !this.active;
+    dismiss.hidden = this.active;
+    this.updateCancel();
+    if (!this.active && hadFocus) dismiss.focus();
+    this.tick();
   }
 
   /** A cancel request is on its way: Cancel stays disabled until it is answered. */
@@ -80,7 +105,7 @@ export class TaskCard {
   }
 
   updateCancel() {
-    const busy = this.busy || this.cancelling;
+    const busy = this.busy || isCancelling(this.snapshot);
     this.el.cancel.disabled = busy;
     this.el.cancel.setAttribute("aria-busy", String(busy));
   }
@@ -89,86 +114,13 @@ export class TaskCard {
     this.el.actionError.textContent = message;
   }
 
-  render() {
-    const s = this.snapshot;
-    const { el } = this;
-    const active = ACTIVE_STATES.has(s.state);
-    this.root.dataset.state = s.state;
-    el.state.textContent = this.cancelling ? "cancelling…" : s.state;
-
-    const value = barValue(s);
-    setBarValue(el.bar, value);
-    el.percent.textContent = format.percent(value);
-
-    const counted = isNumber(s.total) || (isNumber(s.current) && s.current > 0);
-    el.count.textContent = counted ? format.count(s.current, s.total) : "";
-    el.message.textContent = s.message ?? "";
-    el.rate.textContent = format.rate(s.rate);
-
-    this.renderChildren(s.children);
-
-    const resultText = s.state === "succeeded" ? format.result(s.result) : "";
-    el.result.textContent = resultText;
-    el.result.parentElement.hidden = resultText === "";
-    const errorText = typeof s.error === "string" ? s.error : "";
-    el.error.textContent = errorText;
-    el.error.parentElement.hidden = errorText === "";
-
-    // Keep keyboard focus on the card when the button under it goes away.
-    const hadFocus = this.root.contains(document.activeElement) && document.activeElement === el.cancel;
-    el.cancel.hidden = !active;
-    el.dismiss.hidden = active;
-    this.updateCancel();
-    if (!active && hadFocus) el.dismiss.focus();
-    this.tick();
-  }
-
-  /** A group's parts, each with a small bar of its own. */
-  renderChildren(children) {
-    const list = this.el.children;
-    list.hidden = !Array.isArray(children) || children.length === 0;
-    if (list.hidden) return;
-    while (list.children.length > children.length) list.lastElementChild.remove();
-    children.forEach((child, index) => {
-      let item = list.children[index];
-      if (!item) {
-        item = document.createElement("li");
-        item.className = "task-child";
-        const bar = document.createElement("progress");
-        bar.max = 100;
-        const label = document.createElement("span");
-        label.className = "task-child-label";
-        item.append(bar, label);
-        list.append(item);
-      }
-      const percent = isNumber(child.percent) ? child.percent : 0;
-      item.dataset.state = String(child.state);
-      item.querySelector("progress").value = percent;
-      item.querySelector("progress").setAttribute("aria-label", `Part ${index + 1}`);
-      item.querySelector(".task-child-label").textContent =
-        `Part ${index + 1}: ${child.state} ${format.percent(percent)}`;
-    });
-  }
-
-  /** Advance elapsed, ETA and staleness from the local clock. */
+  /** Move the bar's ETA and elapsed time on, and say when the task went quiet or ended. */
   tick() {
+    this.bar.tick();
     const s = this.snapshot;
-    const since = (performance.now() - this.receivedAt) / 1000;
-    const running = s.state === "running";
-    const finished = !ACTIVE_STATES.has(s.state);
-    setText(
-      this.el.elapsed,
-      finished
-        ? format.finalDuration(s.elapsed)
-        : format.duration(running && isNumber(s.elapsed) ? s.elapsed + since : s.elapsed, Math.floor),
-    );
-    setText(
-      this.el.eta,
-      running && isNumber(s.eta) ? format.duration(Math.max(0, s.eta - since), Math.ceil) : "—",
-    );
-
+    const since = this.bar.age();
     let updated = "";
-    if (finished) updated = `${STATE_WORDS[s.state] ?? "Ended"} ${format.clockTime(s.updated_at)}`;
+    if (!this.active) updated = `${STATE_WORDS[s.state] ?? "Ended"} ${format.clockTime(s.updated_at)}`;
     else if (since >= STALE_AFTER_S) updated = `Last update ${format.duration(since, Math.floor)} ago`;
     setText(this.el.updated, updated);
   }

@@ -183,22 +183,23 @@ test("the last unwatch unsubscribes; watching again starts from the newest", asy
   assert.deepEqual(seqs(again), [3]);
 });
 
-test("a requested cancel reaches watchers at the same seq, as cancel_requested", async (t) => {
+test("a requested cancel reaches watchers with a seq of its own, as cancel_requested", async (t) => {
   const { client, socket, seen } = await started(t);
   const got = seen("a");
   await settle();
   socket.push(snap("a", 4));
+  socket.push(snap("a", 4, "running", { cancel_requested: true })); // a flag at the same seq is no news
   socket.server = (event) =>
     event === "cancel"
-      ? { ok: true, outcome: "requested", message: "…", task: snap("a", 4, "running", { cancel_requested: true }) }
+      ? { ok: true, outcome: "requested", message: "…", task: snap("a", 5, "running", { cancel_requested: true }) }
       : undefined;
   const answer = await client.cancel("a");
   assert.deepEqual(socket.sent("cancel"), [{ task_id: "a" }]);
   assert.equal(answer.outcome, "requested");
   assert.equal(answer.task.cancel_requested, true);
-  socket.push(snap("a", 4)); // same seq without the flag: nothing new
+  socket.push(snap("a", 5)); // the same seq again (its push after the ack): nothing new
   await settle();
-  assert.deepEqual(got.map((s) => [s.seq, s.cancel_requested === true]), [[1, false], [4, false], [4, true]]);
+  assert.deepEqual(got.map((s) => [s.seq, s.cancel_requested === true]), [[1, false], [4, false], [5, true]]);
 });
 
 test("snapshots of unwatched tasks are kept for the 200 most recent only", async (t) => {

@@ -3,7 +3,9 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { barValue, isNewer, isSnapshot, isTerminal, lostSnapshot } from "../../progressbar/static/snapshot.js";
+import {
+  barValue, isCancelling, isNewer, isNumber, isSnapshot, isTerminal, lostSnapshot,
+} from "../../progressbar/static/snapshot.js";
 import * as format from "../../progressbar/static/format.js";
 
 test("the bar: full on success, indeterminate while live without a total, empty if it ended without one", () => {
@@ -21,13 +23,28 @@ test("terminal states", () => {
   for (const state of ["queued", "running", undefined]) assert.ok(!isTerminal(state), state);
 });
 
-test("newer: a higher seq; at the same seq only a new cancel request", () => {
+test("cancelling: a live task asked to stop, until it has ended", () => {
+  assert.ok(isCancelling({ state: "running", cancel_requested: true }));
+  assert.ok(isCancelling({ state: "queued", cancel_requested: true }));
+  assert.ok(!isCancelling({ state: "running" }));
+  assert.ok(!isCancelling({ state: "cancelled", cancel_requested: true }));
+});
+
+test("numbers: finite ones only; format still exports the same function", () => {
+  assert.ok(isNumber(0) && isNumber(-2.5));
+  for (const bad of [NaN, Infinity, "3", null, undefined]) assert.ok(!isNumber(bad), String(bad));
+  assert.equal(format.isNumber, isNumber);
+});
+
+test("newer: a higher seq, and nothing else", () => {
   const shown = { task_id: "a", state: "running", seq: 4 };
   assert.ok(isNewer(shown, null));
   assert.ok(isNewer({ ...shown, seq: 5 }, shown));
   assert.ok(!isNewer({ ...shown, seq: 3 }, shown));
   assert.ok(!isNewer({ ...shown }, shown));
-  assert.ok(isNewer({ ...shown, cancel_requested: true }, shown));
+  // A requested cancel comes with a seq of its own: at the same seq it is not news.
+  assert.ok(!isNewer({ ...shown, cancel_requested: true }, shown));
+  assert.ok(isNewer({ ...shown, seq: 5, cancel_requested: true }, shown));
   assert.ok(!isNewer(shown, { ...shown, cancel_requested: true }));
 });
 
