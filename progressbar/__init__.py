@@ -23,7 +23,7 @@ from .kinds import Kind, Param
 from .settings import Settings, environment_config
 from .worker.reporter import Progress, progress
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "Kind",

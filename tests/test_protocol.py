@@ -9,23 +9,10 @@ import time
 import pytest
 import requests
 
+from progressbar.snapshot import FIELDS
 from tests.stack import TERMINAL, ProgressClient, free_port, start_web
 
-SNAPSHOT_FIELDS = {
-    "task_id",
-    "kind",
-    "state",
-    "current",
-    "total",
-    "percent",
-    "message",
-    "rate",
-    "eta",
-    "elapsed",
-    "seq",
-    "created_at",
-    "updated_at",
-}
+SNAPSHOT_FIELDS = set(FIELDS)
 
 
 def error_code(answer: dict) -> str:
