@@ -161,6 +161,9 @@ def test_the_api_conforms_to_its_openapi_description(tmp_path: Path, stack_env) 
             text=True,
             timeout=300,
             env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
+            # It keeps a cache and an example database under ./.schemathesis:
+            # in the test's folder, not the repository.
+            cwd=tmp_path,
         )
         assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
         generated = re.search(r"(\d+) generated, (\d+) passed", run.stdout)
