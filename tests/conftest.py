@@ -76,4 +76,3 @@ def connect(web: str) -> Iterator:
     yield open_client
     for client in clients:
         client.close()
-
