@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import redis
 import requests
@@ -242,7 +242,7 @@ class Stack:
     web_processes: dict[str, Process] = field(init=False, default_factory=dict)
     ports: dict[str, int] = field(init=False, default_factory=dict)
 
-    def __enter__(self) -> Stack:
+    def __enter__(self) -> Self:
         try:
             self.start_redis()
             for name in self.workers:
