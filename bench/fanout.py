@@ -144,7 +144,7 @@ def fanout(stack: BenchStack, watchers: int, tasks: int, rate: float, seconds: f
         # the system under test: its thousand clients are kept out of them.
         gc.collect()
         gc.freeze()
-        webs = [w.pid for w in stack.web_processes]
+        webs = [w.pid for w in stack.web_processes.values()]
         cpu_web, load_before = sum(cpu_seconds(pid) for pid in webs), _own_cpu()
         m.window = (time.time(), time.time() + seconds)
         await asyncio.sleep(seconds + 0.5)
@@ -167,7 +167,7 @@ def fanout(stack: BenchStack, watchers: int, tasks: int, rate: float, seconds: f
         "expected_per_s": watchers * rate,
         **summary(m.latencies_ms),
         "lost": m.lost(),
-        "web_rss_mb": round(sum(rss_mb(w.pid) for w in stack.web_processes), 1),
+        "web_rss_mb": round(sum(rss_mb(w.pid) for w in stack.web_processes.values()), 1),
         "web_cpu": round(web_cpu, 3),
         "load_generator_cpu": round(load_cpu, 3),
         "samples_ms": m.latencies_ms,

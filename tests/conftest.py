@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from tests.stack import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    ROOT,
-    Process,
-    ProgressClient,
-    free_port,
-    identity_cookie,
-    process_env,
-    start_redis,
-    start_web,
-    start_worker,
-)
+from tests.stack import CHROMIUM, CHROMIUM_ARGS, Process, ProgressClient, Stack, identity_cookie
 
 
 @pytest.fixture(scope="session")
@@ -39,31 +26,35 @@ def logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def redis_url(logs_dir: Path) -> Iterator[str]:
-    process, url = start_redis(logs_dir)
-    yield url
-    process.stop()
+def stack(logs_dir: Path) -> Iterator[Stack]:
+    """The session's stack. Each part starts when a test first needs it (the
+    store's tests want Redis alone) and everything stops at the end."""
+    stack = Stack(logs_dir)
+    yield stack
+    stack.stop()
 
 
 @pytest.fixture(scope="session")
-def stack_env(redis_url: str, logs_dir: Path) -> dict[str, str]:
-    return process_env(redis_url, "test-secret")
+def redis_url(stack: Stack) -> str:
+    stack.start_redis()
+    return stack.redis_url
 
 
 @pytest.fixture(scope="session")
-def worker(stack_env: dict[str, str], logs_dir: Path) -> Iterator[Process]:
-    process = start_worker(stack_env, logs_dir, "worker")
-    yield process
-    process.stop()
+def stack_env(stack: Stack, redis_url: str) -> dict[str, str]:
+    return stack.env
 
 
 @pytest.fixture(scope="session")
-def web(stack_env: dict[str, str], logs_dir: Path, worker: Process) -> Iterator[str]:
+def worker(stack: Stack, redis_url: str) -> Process:
+    return stack.start_worker("worker")
+
+
+@pytest.fixture(scope="session")
+def web(stack: Stack, worker: Process) -> str:
     """Base URL of `python app.py` (eventlet), with a worker behind it."""
-    port = free_port()
-    process = start_web([sys.executable, "app.py"], stack_env, port, logs_dir, "web")
-    yield f"http://127.0.0.1:{port}"
-    process.stop()
+    stack.start_web("web")
+    return stack.base_url
 
 
 @pytest.fixture
@@ -85,6 +76,3 @@ def connect(web: str) -> Iterator:
     yield open_client
     for client in clients:
         client.close()
-
-
-__all__ = ["ROOT"]

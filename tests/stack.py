@@ -9,13 +9,18 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import redis
 import requests
 import socketio
+
+from progressbar.snapshot import TERMINAL_STATES
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -28,7 +33,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-TERMINAL = {"succeeded", "failed", "cancelled", "lost"}
+TERMINAL = TERMINAL_STATES
 Snapshot = dict[str, Any]
 
 
@@ -81,6 +86,17 @@ class Process:
 
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def log_lines(self, *texts: str) -> list[str]:
+        """The lines of its log so far that contain every one of `texts`."""
+        lines = self.log.read_text(errors="replace").splitlines()
+        return [line for line in lines if all(text in line for text in texts)]
+
+    def wait_for_log(self, *texts: str, timeout: float = 10) -> str:
+        """The first line of its log that contains every one of `texts`, once
+        written; fails after `timeout` seconds."""
+        found = wait_until(lambda: self.log_lines(*texts), timeout, f"a log line with {texts}")
+        return found[0]
 
     def stop(self, timeout: float = 10) -> None:
         if self.alive():
@@ -201,6 +217,127 @@ def start_web(
     return process
 
 
+@dataclass
+class Stack:
+    """A whole stack on one redis-server: the workers and web processes named
+    in `workers` and `webs`, started on enter and stopped on exit, with their
+    logs in `logs`.
+
+    Parts can also be started one at a time (the session fixtures start only
+    what a test asks for), stopped, killed and started again: a web process
+    comes back on its port, a persistent Redis with its data.
+    """
+
+    logs: Path
+    secret: str = "test-secret"
+    workers: tuple[str, ...] = ("worker",)
+    webs: tuple[str, ...] = ("web",)
+    worker_args: tuple[str, ...] = ()
+    env_extra: dict[str, str] = field(default_factory=dict)
+    persistent: bool = False  # Redis keeps its data across a restart
+    redis_port: int = field(default_factory=free_port)
+    web_args: tuple[str, ...] = (sys.executable, "app.py")
+
+    redis: Process = field(init=False)
+    env: dict[str, str] = field(init=False)
+    worker_processes: dict[str, Process] = field(init=False, default_factory=dict)
+    web_processes: dict[str, Process] = field(init=False, default_factory=dict)
+    ports: dict[str, int] = field(init=False, default_factory=dict)
+
+    def __enter__(self) -> Self:
+        try:
+            self.start_redis()
+            for name in self.workers:
+                self.start_worker(name)
+            for name in self.webs:
+                self.start_web(name)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    def start_redis(self) -> Process:
+        """Start redis-server on the stack's port (again, after a stop)."""
+        self.redis, _ = start_redis(self.logs, self.redis_port, self.persistent)
+        self.env = process_env(self.redis_url, self.secret, **self.env_extra)
+        return self.redis
+
+    def start_worker(self, name: str, celery_name: str | None = None) -> Process:
+        """Start the worker `name`, replacing (and stopping) any running under
+        that name; `celery_name` gives it a different Celery node name."""
+        if name in self.worker_processes:
+            self.worker_processes[name].stop()
+        process = start_worker(self.env, self.logs, celery_name or name, *self.worker_args)
+        self.worker_processes[name] = process
+        return process
+
+    def start_web(self, name: str) -> Process:
+        """Start the web process `name`, on the port it had if it ran before."""
+        if name in self.web_processes:
+            self.web_processes[name].stop()
+        port = self.ports.setdefault(name, free_port())
+        process = start_web(list(self.web_args), self.env, port, self.logs, name)
+        self.web_processes[name] = process
+        return process
+
+    def pool_pids(self, worker: str | None = None) -> list[int]:
+        """The pool processes of a worker (the first one by default)."""
+        return pool_pids(self.worker_processes[worker or self.workers[0]].pid)
+
+    def url(self, web: str) -> str:
+        return f"http://127.0.0.1:{self.ports[web]}"
+
+    @property
+    def worker(self) -> Process:
+        """The first worker."""
+        return self.worker_processes[self.workers[0]]
+
+    @property
+    def web(self) -> Process:
+        """The first web process."""
+        return self.web_processes[self.webs[0]]
+
+    @property
+    def base_url(self) -> str:
+        """The URL of the first web process."""
+        return self.url(self.webs[0])
+
+    @property
+    def base_urls(self) -> list[str]:
+        return [self.url(name) for name in self.web_processes]
+
+    def stop(self) -> None:
+        """Stop everything that was started: web processes, workers, then Redis."""
+        for process in [*self.web_processes.values(), *self.worker_processes.values()]:
+            process.stop()
+        if hasattr(self, "redis"):
+            self.redis.stop()
+
+
+@contextmanager
+def extra_web(env: dict[str, str], logs: Path, name: str) -> Iterator[str]:
+    """One more `python app.py`, with an environment of its own, for one test;
+    yields its base URL and stops it afterwards."""
+    port = free_port()
+    process = start_web([sys.executable, "app.py"], env, port, logs, name)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.stop()
+
+
 def page_errors(page: Any) -> list[str]:
     """The errors a Playwright page reports from now on: exceptions and console errors."""
     errors: list[str] = []
@@ -209,11 +346,26 @@ def page_errors(page: Any) -> list[str]:
     return errors
 
 
+def cookie_header(session: requests.Session) -> str:
+    """The Cookie header a browser holding this session's cookies would send."""
+    return "; ".join(f"{k}={v}" for k, v in session.cookies.items())
+
+
 def identity_cookie(base_url: str) -> str:
     """The Cookie header a browser would send after loading the page."""
     session = requests.Session()
     session.get(base_url + "/", timeout=5).raise_for_status()
-    return "; ".join(f"{k}={v}" for k, v in session.cookies.items())
+    return cookie_header(session)
+
+
+def error_code(answer: Any) -> str:
+    """The code of a refusal, once its shape is checked: `ok` false and an
+    error with exactly a code and a message that says something."""
+    assert isinstance(answer, dict) and answer.get("ok") is False, answer
+    error = answer["error"]
+    assert set(error) == {"code", "message"}, answer
+    assert isinstance(error["message"], str) and error["message"], answer
+    return error["code"]
 
 
 class ProgressClient:

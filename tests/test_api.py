@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
 
-from tests.stack import ProgressClient, free_port, identity_cookie, start_redis, start_web
+from tests.stack import (
+    ProgressClient,
+    Stack,
+    cookie_header,
+    error_code,
+    identity_cookie,
+    wait_until,
+)
 
 
 def session_for(web: str) -> requests.Session:
@@ -26,12 +33,13 @@ def post(http: requests.Session, url: str, body: object = None, **kw) -> request
 
 
 def wait_state(http: requests.Session, url: str, states: set[str], timeout: float = 20) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
+    """The task at `url` once it is in one of `states`; fails after `timeout`."""
+
+    def reached() -> dict | None:
         task = http.get(url, timeout=5).json()["task"]
-        if task["state"] in states or time.monotonic() > deadline:
-            return task
-        time.sleep(0.1)
+        return task if task["state"] in states else None
+
+    return wait_until(reached, timeout, f"{url} in {sorted(states)}", interval=0.1)
 
 
 def test_start_follow_and_list_over_http(web: str, connect) -> None:
@@ -47,8 +55,7 @@ def test_start_follow_and_list_over_http(web: str, connect) -> None:
         task["task_id"]
     ]
     # The same identity over Socket.IO sees the same task.
-    cookie = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
-    assert connect(cookie).call("list")["tasks"][0]["task_id"] == task["task_id"]
+    assert connect(cookie_header(http)).call("list")["tasks"][0]["task_id"] == task["task_id"]
 
 
 def test_http_errors_use_the_protocol_codes(web: str) -> None:
@@ -61,7 +68,7 @@ def test_http_errors_use_the_protocol_codes(web: str) -> None:
     ]
     for body, status, code in cases:
         answer = post(http, f"{web}/api/tasks", body)
-        assert (answer.status_code, answer.json()["error"]["code"]) == (status, code), body
+        assert (answer.status_code, error_code(answer.json())) == (status, code), body
     assert (
         "params.duration"
         in post(http, f"{web}/api/tasks", {"kind": "simulate", "params": {"duration": 0}}).json()[
@@ -69,7 +76,7 @@ def test_http_errors_use_the_protocol_codes(web: str) -> None:
         ]["message"]
     )
     missing = http.get(f"{web}/api/tasks/nope", timeout=5)
-    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "not_found")
+    assert (missing.status_code, error_code(missing.json())) == (404, "not_found")
     broken = http.post(
         f"{web}/api/tasks", data="{", timeout=5, headers={"Content-Type": "application/json"}
     )
@@ -84,7 +91,7 @@ def test_cross_site_requests_are_refused(web: str) -> None:
     foreign = post(
         http, f"{web}/api/tasks", {"kind": "primes"}, headers={"Origin": "http://evil.example"}
     )
-    assert foreign.status_code == 403 and foreign.json()["error"]["code"] == "invalid"
+    assert foreign.status_code == 403 and error_code(foreign.json()) == "invalid"
     same = post(
         http,
         f"{web}/api/tasks",
@@ -104,7 +111,7 @@ def test_cancel_over_http_and_ownership(web: str) -> None:
     wait_state(owner, url, {"running"})
     assert stranger.get(url, timeout=5).status_code == 404
     refused = post(stranger, url + "/cancel")
-    assert (refused.status_code, refused.json()["error"]["code"]) == (404, "not_found")
+    assert (refused.status_code, error_code(refused.json())) == (404, "not_found")
 
     answer = post(owner, url + "/cancel")
     assert answer.status_code == 200 and answer.json()["outcome"] == "requested"
@@ -123,22 +130,21 @@ def test_limit_is_429(web: str) -> None:
             )
             ids.append(answer.json()["task"]["task_id"])
         over = post(http, f"{web}/api/tasks", {"kind": "simulate"})
-        assert (over.status_code, over.json()["error"]["code"]) == (429, "limit")
+        assert (over.status_code, error_code(over.json())) == (429, "limit")
     finally:
         for task_id in ids:
             post(http, f"{web}/api/tasks/{task_id}/cancel")
 
 
-def test_the_api_conforms_to_its_openapi_description(tmp_path: Path, stack_env) -> None:
-    """schemathesis throws generated requests at every operation. A web process of
-    its own, with no worker: accepted tasks just wait in its own Redis."""
-    redis, url = start_redis(tmp_path)
-    port = free_port()
-    env = {**stack_env, "REDIS_URL": url, "MAX_ACTIVE_TASKS": "100000"}
-    web = start_web([sys.executable, "app.py"], env, port, tmp_path, "web-openapi")
-    try:
-        base = f"http://127.0.0.1:{port}"
+def test_the_api_conforms_to_its_openapi_description(tmp_path: Path) -> None:
+    """schemathesis throws generated requests at every operation. A stack of its
+    own, with no worker: accepted tasks just wait in its own Redis."""
+    with Stack(
+        tmp_path, workers=(), webs=("web-openapi",), env_extra={"MAX_ACTIVE_TASKS": "100000"}
+    ) as stack:
+        base = stack.base_url
         cookie = identity_cookie(base)
+        har = tmp_path / "schemathesis.har"
         run = subprocess.run(
             [
                 str(Path(sys.executable).parent / "schemathesis"),
@@ -156,21 +162,34 @@ def test_the_api_conforms_to_its_openapi_description(tmp_path: Path, stack_env) 
                 f"Cookie: {cookie}",
                 "-H",
                 f"Origin: {base}",
+                # Every request and answer, to check what it was told below.
+                "--report",
+                "har",
+                "--report-har-path",
+                str(har),
             ],
             capture_output=True,
             text=True,
             timeout=300,
             env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
+            # It keeps a cache and an example database under ./.schemathesis:
+            # in the test's folder, not the repository.
+            cwd=tmp_path,
         )
         assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
         generated = re.search(r"(\d+) generated, (\d+) passed", run.stdout)
         assert generated and int(generated[1]) == int(generated[2]) >= 100, run.stdout[-2000:]
         # Everything it was told was accepted is there, for that identity.
+        accepted = {
+            json.loads(entry["response"]["content"]["text"])["task"]["task_id"]
+            for entry in json.loads(har.read_text())["log"]["entries"]
+            if entry["request"]["method"] == "POST" and entry["response"]["status"] == 202
+        }
         client = ProgressClient(base, cookie)
         try:
-            assert client.call("list")["ok"]
+            listed = client.call("list")
         finally:
             client.close()
-    finally:
-        web.stop()
-        redis.stop()
+        assert listed["ok"]
+        assert accepted, "schemathesis started no task"
+        assert accepted <= {task["task_id"] for task in listed["tasks"]}

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.stack import free_port, page_errors, start_web
+from tests.stack import Stack, page_errors
+
+# A page that dropped finished cards would do so on the final push: watching a
+# few frames longer shows the card stays.
+FINISHED_CARD_WATCH_MS = 300
 
 
 @pytest.fixture
@@ -65,7 +68,7 @@ def test_start_and_watch_the_bar_reach_100(page: Page) -> None:
     announced = re.compile(r"^Simulated job #\S{6} succeeded\.$")
     expect(page.locator("#announcer")).to_have_text(announced)
     # Finished bars stay until dismissed.
-    page.wait_for_timeout(300)
+    page.wait_for_timeout(FINISHED_CARD_WATCH_MS)
     expect(task).to_be_visible()
     task.locator(".task-dismiss").click()
     expect(task).to_have_count(0)
@@ -115,12 +118,10 @@ def test_invalid_input_is_reported_next_to_the_form(page: Page) -> None:
     expect(page.locator(".task-card")).to_have_count(0)
 
 
-def test_bars_resume_after_the_web_process_restarts(browser: Browser, stack_env, logs_dir, worker):
+def test_bars_resume_after_the_web_process_restarts(browser: Browser, stack: Stack, worker):
     """The socket drops and comes back: every visible bar resubscribes and catches up."""
-    port = free_port()
-    args = [sys.executable, "app.py"]
-    web = start_web(args, stack_env, port, logs_dir, "web-restart")
-    context = browser.new_context(base_url=f"http://127.0.0.1:{port}")
+    web = stack.start_web("web-restart")
+    context = browser.new_context(base_url=stack.url("web-restart"))
     try:
         page = context.new_page()
         page.goto("/")
@@ -132,7 +133,7 @@ def test_bars_resume_after_the_web_process_restarts(browser: Browser, stack_env,
         web.stop()
         expect(status).to_have_attribute("data-state", "disconnected", timeout=5000)
         seen_while_down = bar_value(page, task_id)
-        web = start_web(args, stack_env, port, logs_dir, "web-restart")
+        web = stack.start_web("web-restart")  # on the same port
 
         expect(status).to_have_attribute("data-state", "connected", timeout=15000)
         task = card(page, task_id)

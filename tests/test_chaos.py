@@ -10,38 +10,38 @@ from __future__ import annotations
 import os
 import random
 import signal
-import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 
 from demo.work import count_primes
-from tests.stack import (
-    TERMINAL,
-    ProgressClient,
-    free_port,
-    identity_cookie,
-    pool_pids,
-    process_env,
-    start_redis,
-    start_web,
-    start_worker,
-    wait_until,
-)
+from tests.stack import TERMINAL, ProgressClient, Stack, identity_cookie, wait_until
 
 IDENTITIES = 5
 TASKS_EACH = 10  # the default per-identity limit: all of them at once
 
 
-def test_chaos(tmp_path) -> None:
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    with Stack(
+        tmp_path,
+        secret="chaos",
+        workers=("chaos0", "chaos1"),
+        webs=("chaos-web",),
+        worker_args=("-c", "4"),
+        # A message a killed worker had taken but not yet received comes back
+        # after the visibility timeout: 10 s here, so it runs within the wait.
+        env_extra={"VISIBILITY_TIMEOUT": "10"},
+        persistent=True,
+    ) as stack:
+        yield stack
+
+
+def test_chaos(stack: Stack) -> None:
     rng = random.Random(2026)
-    redis_port = free_port()
-    redis, url = start_redis(tmp_path, redis_port, persistent=True)
-    # A message a killed worker had taken but not yet received comes back
-    # after the visibility timeout: 10 s here, so it runs within the wait.
-    env = process_env(url, "chaos", VISIBILITY_TIMEOUT="10")
-    workers = [start_worker(env, tmp_path, f"chaos{i}", "-c", "4") for i in range(2)]
-    port = free_port()
-    web = start_web([sys.executable, "app.py"], env, port, tmp_path, "chaos-web")
-    base = f"http://127.0.0.1:{port}"
+    base = stack.base_url
     clients = [ProgressClient(base, identity_cookie(base)) for _ in range(IDENTITIES)]
     try:
         expected: dict[str, tuple[int, dict]] = {}  # task id -> (owner index, params)
@@ -60,16 +60,14 @@ def test_chaos(tmp_path) -> None:
         # The chaos: pool processes and a whole worker killed, Redis restarted.
         for _ in range(3):
             time.sleep(rng.uniform(0.5, 1.5))
-            victim = rng.choice(workers)
-            pids = pool_pids(victim.pid)
+            pids = stack.pool_pids(rng.choice(stack.workers))
             if pids:
                 os.kill(rng.choice(pids), signal.SIGKILL)
-        os.kill(workers[0].pid, signal.SIGKILL)
-        workers[0].stop()
-        workers[0] = start_worker(env, tmp_path, "chaos0-again", "-c", "4")
-        redis.stop()
+        os.kill(stack.worker_processes["chaos0"].pid, signal.SIGKILL)
+        stack.start_worker("chaos0", celery_name="chaos0-again")
+        stack.redis.stop()
         time.sleep(2)
-        redis = start_redis(tmp_path, redis_port, persistent=True)[0]
+        stack.start_redis()
 
         def all_terminal() -> bool:
             return all(t["state"] in TERMINAL for c in clients for t in c.call("list")["tasks"])
@@ -111,7 +109,3 @@ def test_chaos(tmp_path) -> None:
     finally:
         for client in clients:
             client.close()
-        web.stop()
-        for worker in workers:
-            worker.stop()
-        redis.stop()

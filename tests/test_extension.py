@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 from celery import Task, shared_task
 from flask import Flask
@@ -14,7 +17,8 @@ from progressbar.state import state
 def test_the_page_is_told_which_transports_the_server_serves() -> None:
     app = create_app({"SECRET_KEY": "x", "PROGRESSBAR_SOCKETIO_TRANSPORTS": "websocket"})
     page = app.test_client().get("/").get_data(as_text=True)
-    assert 'data-transports="websocket"' in page
+    attribute = re.search(r"data-transports='([^']*)'", page)
+    assert attribute is not None and json.loads(attribute.group(1)) == ["websocket"]
 
 
 def test_init_app_sets_up_one_app_and_refuses_bad_settings() -> None:

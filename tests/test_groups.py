@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.stack import error_code, identity_cookie
+
 
 def non_decreasing(values: list[float]) -> bool:
     return all(b >= a for a, b in zip(values, values[1:], strict=False))
@@ -48,11 +50,9 @@ def test_cancelling_a_batch_cancels_every_unfinished_part(connect, cookie) -> No
 
 
 def test_a_stranger_cannot_reach_a_part(connect, cookie, web) -> None:
-    from tests.stack import identity_cookie
-
     client = connect(cookie)
     group = client.start("batch", parts=2, duration=0.5)
     final = client.wait_terminal(group["task_id"], timeout=20)
     stranger = connect(identity_cookie(web))
     answer = stranger.call("subscribe", {"task_id": final["children"][1]["task_id"]})
-    assert answer["ok"] is False and answer["error"]["code"] == "not_found"
+    assert error_code(answer) == "not_found"

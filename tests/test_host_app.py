@@ -26,6 +26,7 @@ from tests.stack import (
     ROOT,
     Process,
     ProgressClient,
+    cookie_header,
     free_port,
     page_errors,
     process_env,
@@ -102,7 +103,7 @@ def signed_in(base_url: str, name: str) -> str:
     """The Cookie header of a browser that signed in as `name`."""
     session = requests.Session()
     session.get(f"{base_url}/login", params={"name": name}, timeout=5).raise_for_status()
-    return "; ".join(f"{k}={v}" for k, v in session.cookies.items())
+    return cookie_header(session)
 
 
 @pytest.fixture

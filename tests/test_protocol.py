@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import secrets
-import sys
 import time
 
 import pytest
 import requests
 
 from progressbar.snapshot import FIELDS
-from tests.stack import TERMINAL, ProgressClient, free_port, start_web
+from tests.stack import (
+    TERMINAL,
+    ProgressClient,
+    error_code,
+    extra_web,
+    free_port,
+    identity_cookie,
+)
+
+# Long enough for a push already on its way to arrive: the check is that none comes.
+STRAY_PUSH_GRACE = 0.2
 
 SNAPSHOT_FIELDS = set(FIELDS)
-
-
-def error_code(answer: dict) -> str:
-    assert answer["ok"] is False, answer
-    assert set(answer["error"]) == {"code", "message"}
-    assert answer["error"]["message"]
-    return answer["error"]["code"]
 
 
 def test_start_answers_queued_and_pushes_until_succeeded(connect, cookie) -> None:
@@ -88,7 +90,7 @@ def test_unsubscribe_stops_pushes(connect, cookie) -> None:
     other = connect(cookie)
     other.call("subscribe", {"task_id": task["task_id"]})
     other.wait_terminal(task["task_id"], timeout=15)
-    time.sleep(0.2)  # let any stray push to the first client arrive
+    time.sleep(STRAY_PUSH_GRACE)
     assert len(watcher.pushes_for(task["task_id"])) == count
 
 
@@ -105,8 +107,6 @@ def test_list_is_this_identitys_tasks_newest_first(connect, cookie) -> None:
 
 
 def test_two_identities_never_see_each_others_tasks(connect, web) -> None:
-    from tests.stack import identity_cookie
-
     alice = connect(identity_cookie(web))
     bob = connect(identity_cookie(web))
     task = alice.start("simulate", duration=1.5, seed=2)
@@ -218,11 +218,9 @@ def test_invalid_params_name_the_field(connect, cookie) -> None:
 
 def test_start_when_redis_is_unreachable_is_unavailable_fast(stack_env, logs_dir) -> None:
     dead = free_port()  # nothing listens here
-    port = free_port()
     env = {**stack_env, "REDIS_URL": f"redis://127.0.0.1:{dead}/0"}
-    web = start_web([sys.executable, "app.py"], env, port, logs_dir, "web-no-redis")
-    try:
-        client = ProgressClient(f"http://127.0.0.1:{port}")
+    with extra_web(env, logs_dir, "web-no-redis") as base:
+        client = ProgressClient(base)
         try:
             started = time.monotonic()
             answer = client.call("start", {"kind": "simulate"}, timeout=10)
@@ -231,10 +229,8 @@ def test_start_when_redis_is_unreachable_is_unavailable_fast(stack_env, logs_dir
             assert error_code(client.call("list")) == "unavailable"
         finally:
             client.close()
-        health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        health = requests.get(f"{base}/healthz", timeout=5)
         assert health.status_code == 503 and health.json()["redis"]["ok"] is False
-    finally:
-        web.stop()
 
 
 def test_states_are_from_the_documented_set(connect, cookie) -> None:
@@ -245,10 +241,6 @@ def test_states_are_from_the_documented_set(connect, cookie) -> None:
 
 
 def test_http_api_reads_the_same_snapshots_with_the_same_ownership(connect, web) -> None:
-    import requests
-
-    from tests.stack import identity_cookie
-
     cookie = identity_cookie(web)
     client = connect(cookie)
     task = client.start("primes", limit=1000)
@@ -260,7 +252,7 @@ def test_http_api_reads_the_same_snapshots_with_the_same_ownership(connect, web)
 
     stranger = requests.get(f"{web}/api/tasks/{task['task_id']}", timeout=5)
     assert stranger.status_code == 404
-    assert stranger.json()["error"]["code"] == "not_found"
+    assert error_code(stranger.json()) == "not_found"
 
 
 def final_without(snapshot: dict) -> dict:
@@ -268,8 +260,6 @@ def final_without(snapshot: dict) -> dict:
 
 
 def test_healthz_reports_redis_and_live_workers(web, worker) -> None:
-    import requests
-
     answer = requests.get(f"{web}/healthz", timeout=5)
     assert answer.status_code == 200
     body = answer.json()
@@ -281,10 +271,9 @@ def test_worker_logs_are_single_lines_with_the_task_id(connect, cookie, worker) 
     client = connect(cookie)
     task = client.start("simulate", duration=0.3, fail_at=20, seed=1)
     client.wait_terminal(task["task_id"])
-    time.sleep(0.3)
-    lines = [line for line in worker.log.read_text().splitlines() if task["task_id"] in line]
-    assert lines, "the worker logged nothing about the task"
+    # The worker may log the failure just after its final state reached us.
+    failure = worker.wait_for_log(task["task_id"], "raised unexpected")
+    assert f"task_id={task['task_id']}" in failure
+    assert 'exc="Traceback' in failure  # the traceback folded into the line
+    lines = worker.log_lines(task["task_id"])
     assert all(line.startswith("time=") for line in lines), lines
-    failure = [line for line in lines if "raised unexpected" in line]
-    assert failure and f"task_id={task['task_id']}" in failure[0]
-    assert 'exc="Traceback' in failure[0]  # the traceback folded into the line

@@ -9,64 +9,31 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from celery import Celery
 
 from progressbar.messages import SENT_BY_START
-from tests.stack import (
-    Process,
-    ProgressClient,
-    free_port,
-    identity_cookie,
-    pool_pids,
-    process_env,
-    start_redis,
-    start_web,
-    start_worker,
-    wait_until,
-)
+from tests.stack import ProgressClient, Stack, error_code, identity_cookie
 
 MARK = {SENT_BY_START: 1}
-
-
-@dataclass
-class Stack:
-    env: dict[str, str]
-    logs: Path
-    redis: Process
-    redis_port: int
-    web: Process
-    base_url: str
-    worker: Process
-
-    def restart_worker(self, *extra: str) -> None:
-        self.worker.stop()
-        self.worker = start_worker(self.env, self.logs, f"worker-{time.monotonic_ns()}", *extra)
-
-    def pool_pids(self) -> list[int]:
-        return pool_pids(self.worker.pid)
+# Long enough for a free worker to take a message still in the queue.
+FREE_WORKER_GRACE = 1.5
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    logs = tmp_path_factory.mktemp("reliability")
-    redis_port = free_port()
-    redis, url = start_redis(logs, redis_port, persistent=True)
-    env = process_env(url, "reliability")
-    worker = start_worker(env, logs, "rel-worker", "-c", "2")
-    port = free_port()
-    web = start_web([sys.executable, "app.py"], env, port, logs, "rel-web")
-    stack = Stack(env, logs, redis, redis_port, web, f"http://127.0.0.1:{port}", worker)
-    yield stack
-    stack.web.stop()
-    stack.worker.stop()
-    stack.redis.stop()
+    with Stack(
+        tmp_path_factory.mktemp("reliability"),
+        secret="reliability",
+        workers=("rel-worker",),
+        webs=("rel-web",),
+        worker_args=("-c", "2"),
+        persistent=True,
+    ) as stack:
+        yield stack
 
 
 @pytest.fixture
@@ -103,7 +70,7 @@ def test_cancel_a_queued_task_and_it_never_starts(stack: Stack, client: Progress
     for task_id in busy:
         client.call("cancel", {"task_id": task_id})
         assert client.wait_terminal(task_id, timeout=5)["state"] == "cancelled"
-    time.sleep(1.5)  # a worker is free: had the cancelled task started, it would show now
+    time.sleep(FREE_WORKER_GRACE)  # had the cancelled task started, it would show now
     seen = client.call("subscribe", {"task_id": waiting["task_id"]})["task"]
     assert (seen["state"], seen["seq"]) == ("cancelled", 2)
     assert all(p["state"] != "running" for p in client.pushes_for(waiting["task_id"]))
@@ -126,15 +93,7 @@ def test_a_message_delivered_twice_runs_the_task_once(
     assert final["state"] == "succeeded"
     currents = [p["current"] for p in client.pushes_for(task_id) if p["state"] == "running"]
     assert currents == sorted(currents)  # one run: the bar never starts over
-    skipped = f"task_id={task_id} "
-    wait_until(
-        lambda: any(
-            skipped in line and 'msg="not run: taken"' in line
-            for line in stack.worker.log.read_text().splitlines()
-        ),
-        10,
-        "the second copy skipped",
-    )
+    stack.worker.wait_for_log(f"task_id={task_id} ", 'msg="not run: taken"')
 
 
 def test_a_started_task_whose_record_is_gone_never_runs_but_a_foreign_one_does(
@@ -148,14 +107,10 @@ def test_a_started_task_whose_record_is_gone_never_runs_but_a_foreign_one_does(
     celery.send_task("demo.primes", kwargs={"limit": 1000}, task_id=foreign)
     celery.close()
 
-    def logged(task_id: str, text: str) -> bool:
-        lines = stack.worker.log.read_text().splitlines()
-        return any(task_id in line and text in line for line in lines)
-
-    wait_until(lambda: logged(foreign, "succeeded"), 10, "the foreign task run")
-    assert logged(foreign, ": 168")  # its result: the primes below 1000
-    wait_until(lambda: logged(orphan, 'msg="not run: missing"'), 10, "the orphan skipped")
-    assert not logged(orphan, ": 168")  # Celery's trace shows it returned nothing
+    stack.worker.wait_for_log(foreign, "succeeded")
+    assert stack.worker.log_lines(foreign, ": 168")  # its result: the primes below 1000
+    stack.worker.wait_for_log(orphan, 'msg="not run: missing"')
+    assert not stack.worker.log_lines(orphan, ": 168")  # Celery's trace shows it returned nothing
 
 
 def test_cancel_a_finished_task_changes_nothing(client: ProgressClient) -> None:
@@ -172,7 +127,7 @@ def test_cancel_of_someone_elses_task_is_not_found(stack: Stack, client: Progres
     other = ProgressClient(stack.base_url, identity_cookie(stack.base_url))
     try:
         answer = other.call("cancel", {"task_id": task["task_id"]})
-        assert answer["ok"] is False and answer["error"]["code"] == "not_found"
+        assert error_code(answer) == "not_found"
     finally:
         other.close()
     assert client.wait_terminal(task["task_id"], timeout=10)["state"] == "succeeded"
@@ -204,7 +159,7 @@ def test_kill_9_of_the_worker_ends_in_lost(stack: Stack, client: ProgressClient)
         assert "stopped responding" in final["error"]
         print(f"lost {final['_received'] - killed:.2f} s after kill -9 of the worker")
     finally:
-        stack.restart_worker("-c", "2")
+        stack.start_worker("rel-worker", celery_name=f"rel-worker-{time.monotonic_ns()}")
 
 
 def test_redis_outage_then_every_bar_shows_the_truth(stack: Stack, client: ProgressClient) -> None:
@@ -216,10 +171,10 @@ def test_redis_outage_then_every_bar_shows_the_truth(stack: Stack, client: Progr
     stack.redis.stop()
     started = time.monotonic()
     answer = client.call("start", {"kind": "primes"})
-    assert answer["ok"] is False and answer["error"]["code"] == "unavailable"
+    assert error_code(answer) == "unavailable"
     assert time.monotonic() - started < 2
     time.sleep(5)
-    stack.redis = start_redis(stack.logs, stack.redis_port, persistent=True)[0]
+    stack.start_redis()
     back = time.time()
 
     final = client.wait_terminal(short["task_id"], timeout=5)

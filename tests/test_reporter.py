@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -10,6 +9,7 @@ import pytest
 from progressbar import Progress, TaskCancelled
 from progressbar.snapshot import FIELDS, queued_snapshot
 from progressbar.worker.rate import EMA
+from tests.stack import wait_until
 
 
 class Clock:
@@ -289,16 +289,31 @@ def test_heartbeats_between_pushes_carry_the_cancel_request(clock: Clock, sink: 
         beats.append(task_id)
         return len(beats) >= 2
 
-    p = reporter(clock, sink, heartbeat=heartbeat, heartbeat_interval=0.5)
+    # The flusher thread sends them: it looks every heartbeat_interval (real
+    # time) and beats once that much time has passed on the injected clock
+    # since the last push or beat, so it beats exactly when the test ticks.
+    p = Progress(
+        "t1",
+        "simulate",
+        sink,
+        clock=clock,
+        wall_clock=clock,
+        heartbeat=heartbeat,
+        heartbeat_interval=0.05,
+    )
     p.update(1)
-    clock.tick(0.6)
-    p.beat()
-    assert not p.cancel_requested
-    clock.tick(0.6)
-    p.beat()
-    assert p.cancel_requested and beats == ["t1", "t1"]
-    with pytest.raises(TaskCancelled):
-        p.check()
+    p.start()
+    try:
+        clock.tick(0.06)
+        wait_until(lambda: beats == ["t1"], 5, "the first heartbeat")
+        assert not p.cancel_requested
+        clock.tick(0.06)
+        wait_until(lambda: p.cancel_requested, 5, "the cancel request from the second heartbeat")
+        assert beats == ["t1", "t1"]
+        with pytest.raises(TaskCancelled):
+            p.check()
+    finally:
+        p.finish("cancelled")
 
 
 def test_the_final_state_waits_out_a_redis_outage(clock: Clock) -> None:
@@ -343,9 +358,7 @@ def test_the_flusher_pushes_a_held_back_state_when_its_window_closes() -> None:
     p.update(1)
     p.update(2)  # both held back: the window of the first push is open
     assert [s["current"] for s in sink.pushed] == [0]
-    deadline = time.monotonic() + 2
-    while len(sink.pushed) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: len(sink.pushed) >= 2, 2, "the held-back state pushed", interval=0.01)
     p.finish("succeeded", result=None)
     assert [s["current"] for s in sink.pushed] == [0, 2, 2]
     held = sink.pushed[1]["updated_at"] - sink.pushed[0]["updated_at"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,46 +16,30 @@ from tests.stack import (
     ROOT,
     Process,
     ProgressClient,
+    Stack,
+    extra_web,
     free_port,
     identity_cookie,
-    process_env,
-    start_redis,
-    start_web,
-    start_worker,
     wait_until,
 )
 
 
-class Cluster:
-    def __init__(self, logs: Path) -> None:
-        self.logs = logs
-        self.redis, url = start_redis(logs, persistent=True)
-        self.env = process_env(url, "scale")
-        self.workers = {n: start_worker(self.env, logs, n, "-c", "2") for n in ("w1", "w2")}
-        self.ports = {n: free_port() for n in ("a", "b")}
-        self.webs = {n: self.start_web(n) for n in ("a", "b")}
-
-    def start_web(self, name: str) -> Process:
-        args = [sys.executable, "app.py"]
-        return start_web(args, self.env, self.ports[name], self.logs, f"web-{name}")
-
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.ports[name]}"
-
-    def stop(self) -> None:
-        for process in [*self.webs.values(), *self.workers.values(), self.redis]:
-            process.stop()
-
-
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    cluster = Cluster(tmp_path_factory.mktemp("scale"))
-    yield cluster
-    cluster.stop()
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Web processes `a` and `b`, workers `w1` and `w2`."""
+    with Stack(
+        tmp_path_factory.mktemp("scale"),
+        secret="scale",
+        workers=("w1", "w2"),
+        webs=("a", "b"),
+        worker_args=("-c", "2"),
+        persistent=True,
+    ) as cluster:
+        yield cluster
 
 
 @pytest.fixture
-def pair(cluster: Cluster) -> Iterator[tuple[ProgressClient, ProgressClient]]:
+def pair(cluster: Stack) -> Iterator[tuple[ProgressClient, ProgressClient]]:
     """One identity, one connection to each web process."""
     cookie = identity_cookie(cluster.url("a"))
     a, b = ProgressClient(cluster.url("a"), cookie), ProgressClient(cluster.url("b"), cookie)
@@ -89,19 +72,21 @@ def test_cancel_through_b_stops_a_task_watched_on_a(pair) -> None:
     assert final["state"] == "cancelled" and final["_received"] - asked < 1.5
 
 
-def test_killing_one_worker_leaves_the_other_serving(cluster: Cluster, pair) -> None:
+def test_killing_one_worker_leaves_the_other_serving(cluster: Stack, pair) -> None:
     a, b = pair
     tasks = [a.start("simulate", duration=60, seed=i)["task_id"] for i in range(4)]
     for task_id in tasks:  # two per worker: both pools are full
         a.wait_for(task_id, lambda s: s["state"] == "running", timeout=10)
-    os.kill(cluster.workers["w1"].pid, signal.SIGKILL)
+    os.kill(cluster.worker_processes["w1"].pid, signal.SIGKILL)
     killed = time.time()
     try:
-        lost = []
-        deadline = time.monotonic() + 12
-        while len(lost) < 2 and time.monotonic() < deadline:
-            lost = [t for t in tasks if any(p["state"] == "lost" for p in a.pushes_for(t))]
-            time.sleep(0.1)
+
+        def lost_tasks() -> list[str]:
+            return [t for t in tasks if any(p["state"] == "lost" for p in a.pushes_for(t))]
+
+        # The two that ran on w1, and only those.
+        wait_until(lambda: len(lost_tasks()) == 2, 12, "w1's two tasks lost", interval=0.1)
+        lost = lost_tasks()
         assert len(lost) == 2, [a.pushes_for(t)[-1]["state"] for t in tasks]
         print(f"lost {time.time() - killed:.1f} s after kill -9 of worker w1")
         # Each lost task was reported once, though two watchdogs looked.
@@ -119,30 +104,25 @@ def test_killing_one_worker_leaves_the_other_serving(cluster: Cluster, pair) -> 
 
         wait_until(lambda: alive() == ["w2"], 10, "healthz forgetting the dead worker")
     finally:
-        cluster.workers["w1"].stop()
-        cluster.workers["w1"] = start_worker(cluster.env, cluster.logs, "w1", "-c", "2")
+        cluster.start_worker("w1")
 
 
-def test_restarting_web_b_loses_no_bar_on_a(cluster: Cluster, pair) -> None:
+def test_restarting_web_b_loses_no_bar_on_a(cluster: Stack, pair) -> None:
     a, b = pair
     task = a.start("simulate", duration=4, seed=5)
     a.wait_for(task["task_id"], lambda s: s["state"] == "running")
-    cluster.webs["b"].stop()
-    cluster.webs["b"] = cluster.start_web("b")
+    cluster.start_web("b")
     final = a.wait_terminal(task["task_id"], timeout=15)
     assert final["state"] == "succeeded"
     seqs = [p["seq"] for p in a.pushes_for(task["task_id"])]
     assert seqs == list(range(seqs[0], final["seq"] + 1))  # nothing lost on a
 
 
-def test_websocket_only_transport_needs_no_sticky_sessions(cluster: Cluster, tmp_path) -> None:
+def test_websocket_only_transport_needs_no_sticky_sessions(cluster: Stack, tmp_path) -> None:
     import socketio
 
-    port = free_port()
     env = {**cluster.env, "SOCKETIO_TRANSPORTS": "websocket"}
-    web = start_web([sys.executable, "app.py"], env, port, tmp_path, "web-ws-only")
-    try:
-        base = f"http://127.0.0.1:{port}"
+    with extra_web(env, tmp_path, "web-ws-only") as base:
         assert 'data-transports="websocket"' in requests.get(base, timeout=5).text
         polling = socketio.Client(reconnection=False)
         with pytest.raises(socketio.exceptions.ConnectionError):
@@ -153,11 +133,9 @@ def test_websocket_only_transport_needs_no_sticky_sessions(cluster: Cluster, tmp
             assert client.wait_terminal(task["task_id"])["result"] == 168
         finally:
             client.close()
-    finally:
-        web.stop()
 
 
-def start_nginx(cluster: Cluster, tmp_path: Path, sticky: bool) -> tuple[Process, str]:
+def start_nginx(cluster: Stack, tmp_path: Path, sticky: bool) -> tuple[Process, str]:
     """deploy/nginx.conf in front of web a and b, on a free port."""
     conf = (ROOT / "deploy" / "nginx.conf").read_text()
     port = free_port()
@@ -183,7 +161,7 @@ def start_nginx(cluster: Cluster, tmp_path: Path, sticky: bool) -> tuple[Process
 
 
 @pytest.mark.parametrize(("sticky", "transport"), [(True, "polling"), (False, "websocket")])
-def test_behind_nginx(cluster: Cluster, tmp_path: Path, sticky: bool, transport: str) -> None:
+def test_behind_nginx(cluster: Stack, tmp_path: Path, sticky: bool, transport: str) -> None:
     nginx, base = start_nginx(cluster, tmp_path, sticky)
     try:
         cookie = identity_cookie(base)
@@ -208,12 +186,12 @@ def test_behind_nginx(cluster: Cluster, tmp_path: Path, sticky: bool, transport:
         nginx.stop()
 
 
-def test_a_lost_task_is_still_reported_when_a_web_process_is_gone(cluster: Cluster, pair) -> None:
+def test_a_lost_task_is_still_reported_when_a_web_process_is_gone(cluster: Stack, pair) -> None:
     a, b = pair
     task = a.start("simulate", duration=60, seed=9)
     a.wait_for(task["task_id"], lambda s: s["state"] == "running")
-    os.kill(cluster.webs["b"].pid, signal.SIGKILL)  # one watchdog fewer
-    pids = [worker.pid for worker in cluster.workers.values()]
+    os.kill(cluster.web_processes["b"].pid, signal.SIGKILL)  # one watchdog fewer
+    pids = [worker.pid for worker in cluster.worker_processes.values()]
     try:
         # Kill whichever worker runs it: both, then bring them back.
         for pid in pids:
@@ -222,8 +200,6 @@ def test_a_lost_task_is_still_reported_when_a_web_process_is_gone(cluster: Clust
         assert final["state"] == "lost"
         assert [p["state"] for p in a.pushes_for(task["task_id"])].count("lost") == 1
     finally:
-        cluster.webs["b"].stop()
-        cluster.webs["b"] = cluster.start_web("b")
-        for name in list(cluster.workers):
-            cluster.workers[name].stop()
-            cluster.workers[name] = start_worker(cluster.env, cluster.logs, name, "-c", "2")
+        cluster.start_web("b")
+        for name in cluster.workers:
+            cluster.start_worker(name)
