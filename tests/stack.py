@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -356,6 +358,13 @@ def identity_cookie(base_url: str) -> str:
     session = requests.Session()
     session.get(base_url + "/", timeout=5).raise_for_status()
     return cookie_header(session)
+
+
+def page_transports(html: str) -> list[str]:
+    """The Socket.IO transports a page was told to use (its `data-transports` JSON)."""
+    found = re.search(r"data-transports='([^']*)'", html)
+    assert found is not None, "the page carries no data-transports"
+    return json.loads(found.group(1))
 
 
 def error_code(answer: Any) -> str:

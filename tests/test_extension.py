@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import re
-
 import pytest
 from celery import Task, shared_task
 from flask import Flask
@@ -12,13 +9,13 @@ from flask import Flask
 from demo import create_app
 from progressbar import Param, ProgressBar, progress
 from progressbar.state import state
+from tests.stack import page_transports
 
 
 def test_the_page_is_told_which_transports_the_server_serves() -> None:
     app = create_app({"SECRET_KEY": "x", "PROGRESSBAR_SOCKETIO_TRANSPORTS": "websocket"})
     page = app.test_client().get("/").get_data(as_text=True)
-    attribute = re.search(r"data-transports='([^']*)'", page)
-    assert attribute is not None and json.loads(attribute.group(1)) == ["websocket"]
+    assert page_transports(page) == ["websocket"]
 
 
 def test_init_app_sets_up_one_app_and_refuses_bad_settings() -> None:

@@ -20,6 +20,7 @@ from tests.stack import (
     extra_web,
     free_port,
     identity_cookie,
+    page_transports,
     wait_until,
 )
 
@@ -123,7 +124,7 @@ def test_websocket_only_transport_needs_no_sticky_sessions(cluster: Stack, tmp_p
 
     env = {**cluster.env, "SOCKETIO_TRANSPORTS": "websocket"}
     with extra_web(env, tmp_path, "web-ws-only") as base:
-        assert 'data-transports="websocket"' in requests.get(base, timeout=5).text
+        assert page_transports(requests.get(base, timeout=5).text) == ["websocket"]
         polling = socketio.Client(reconnection=False)
         with pytest.raises(socketio.exceptions.ConnectionError):
             polling.connect(base, namespaces=["/progress"], transports=["polling"], wait_timeout=5)
