@@ -128,7 +128,7 @@ def follow(task_id: str, identity: str) -> int:
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
     except ImportError:
         raise click.ClickException(
-            "following a task needs rich: pip install 'progressbar[cli]' (or use --detach)"
+            "following a task needs rich, progressbar's `cli` extra (or use --detach)"
         ) from None
     console = Console(stderr=True)
     shown = 0

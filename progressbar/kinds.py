@@ -41,7 +41,15 @@ class Param:
         help: str = "",
     ) -> Param:
         """A whole number in [minimum, maximum]."""
-        return cls(name, label or _label(name), True, minimum, maximum, default, help)
+        return cls(
+            name,
+            label or _label(name),
+            integer=True,
+            minimum=minimum,
+            maximum=maximum,
+            default=default,
+            help=help,
+        )
 
     @classmethod
     def float_range(
@@ -54,14 +62,28 @@ class Param:
         help: str = "",
     ) -> Param:
         """Any number in [minimum, maximum]."""
-        return cls(name, label or _label(name), False, minimum, maximum, default, help)
+        return cls(
+            name,
+            label or _label(name),
+            integer=False,
+            minimum=minimum,
+            maximum=maximum,
+            default=default,
+            help=help,
+        )
 
     @classmethod
-    def string(
-        cls, name: str, max_length: int, label: str | None = None, help: str = ""
-    ) -> Param:
+    def string(cls, name: str, max_length: int, label: str | None = None, help: str = "") -> Param:
         """Optional text of at most `max_length` characters."""
-        return cls(name, label or _label(name), False, 0, max_length, None, help, text=True)
+        return cls(
+            name,
+            label or _label(name),
+            integer=False,
+            minimum=0,
+            maximum=max_length,
+            help=help,
+            text=True,
+        )
 
     def from_text(self, raw: str) -> str | int | float:
         """The value typed on a command line, as this parameter's type; not

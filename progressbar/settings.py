@@ -15,7 +15,7 @@ PREFIX = "PROGRESSBAR_"
 TRANSPORTS = ("polling", "websocket")
 
 
-def _names(raw: Any, setting: str, allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:
+def _string_list(raw: Any, allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:
     """A list given as a list, or as one comma-separated string."""
     items = raw.split(",") if isinstance(raw, str) else list(raw or ())
     names = tuple(str(item).strip() for item in items if str(item).strip())
@@ -24,7 +24,7 @@ def _names(raw: Any, setting: str, allowed: tuple[str, ...] | None = None) -> tu
     return names
 
 
-def _optional_str(raw: Any, setting: str) -> str | None:
+def _optional_str(raw: Any) -> str | None:
     return str(raw) if raw not in (None, "") else None
 
 
@@ -70,14 +70,14 @@ class Settings:
             key = PREFIX + f.name.upper()
             if key in config and config[key] is not None:
                 try:
-                    values[f.name] = _PARSERS[f.name](config[key], key)
+                    values[f.name] = _PARSERS[f.name](config[key])
                 except (TypeError, ValueError) as exc:
                     raise ValueError(f"{key}: {exc}") from None
         return cls(**values)
 
 
-def _number(kind: Callable[[Any], Any]) -> Callable[[Any, str], Any]:
-    def parse(raw: Any, setting: str) -> Any:
+def _number(kind: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def parse(raw: Any) -> Any:
         if isinstance(raw, bool):
             raise ValueError(f"expected a number, got {raw!r}")
         value = kind(raw)
@@ -88,13 +88,13 @@ def _number(kind: Callable[[Any], Any]) -> Callable[[Any, str], Any]:
     return parse
 
 
-_PARSERS: dict[str, Callable[[Any, str], Any]] = {
-    "redis_url": lambda raw, _: str(raw),
+_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "redis_url": str,
     "redis_max_connections": _number(int),
-    "socketio_channel": lambda raw, _: str(raw),
+    "socketio_channel": str,
     "socketio_async_mode": _optional_str,
-    "socketio_transports": lambda raw, key: _names(raw, key, TRANSPORTS),
-    "allowed_origins": lambda raw, key: _names(raw, key),
+    "socketio_transports": lambda raw: _string_list(raw, TRANSPORTS),
+    "allowed_origins": _string_list,
     "progress_interval": _number(float),
     "task_ttl": _number(int),
     "worker_concurrency": _number(int),
