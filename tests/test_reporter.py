@@ -276,6 +276,17 @@ def test_iter_stops_on_cancel(clock: Clock, sink: Sink) -> None:
     assert 10 <= len(done) <= 13  # stopped at the next push, not at the end
 
 
+def test_iter_stops_at_the_next_step_even_between_pushes(clock: Clock, sink: Sink) -> None:
+    p = reporter(clock, sink)
+    done = []
+    with pytest.raises(TaskCancelled):
+        for item in p.iter(range(100)):  # the clock stands still: no push after the first
+            done.append(item)
+            if item == 10:
+                p.cancel_requested = True  # as the heartbeat thread would set it
+    assert done == list(range(11))
+
+
 def test_a_refused_push_means_the_task_was_ended_elsewhere(clock: Clock) -> None:
     p = reporter(clock, lambda task_id, snapshot: None)
     with pytest.raises(TaskCancelled):
