@@ -136,6 +136,14 @@ def test_the_wheel_holds_the_library_with_its_metadata_and_browser_client(
     assert "progressbar/static/index.js" in names
     assert "progressbar/static/vendor/socket.io.esm.min.js" in names
     assert "progressbar/py.typed" in names
+    # Both processes' code and the Lua scripts the store loads from the package.
+    assert {"progressbar/web/namespace.py", "progressbar/worker/task.py"} <= names
+    assert "progressbar/lua/write.lua" in names
+    assert meta["License-Expression"] == "MIT"
+    assert f"progressbar-{progressbar.__version__}.dist-info/licenses/LICENSE" in names
+    # rich only for the terminal watcher, as an extra.
+    always = [r for r in meta.get_all("Requires-Dist") or [] if "extra ==" not in r]
+    assert not [r for r in always if r.startswith("rich")]
     # The library alone: no demo, no tests.
     assert {name.split("/")[0] for name in names} == {
         "progressbar",
