@@ -24,8 +24,9 @@ def celery_init_app(
     url = settings.redis_url
     celery_app.conf.update(
         broker_url=url,
+        # Results are kept as Celery keeps them (`AsyncResult(id).get()`), for
+        # tracked tasks too; the bar has its own copy in the final snapshot.
         result_backend=url,
-        task_ignore_result=True,  # results travel in the snapshot
         worker_concurrency=settings.worker_concurrency,
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,

@@ -35,6 +35,7 @@ NAMES = (
     "discard",
     "claim",
     "write",
+    "retry",
     "heartbeat",
     "cancel",
     "lose",

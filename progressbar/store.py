@@ -140,10 +140,28 @@ class Store:
         )
         return json.loads(stored) if stored else None
 
-    def claim(self, task_id: str) -> str:
-        """Take the task on for one delivery of its message: 'claimed', or
-        'taken', 'ended' or 'missing' when this delivery must not run it."""
-        return str(self._run("claim", task_id))
+    def claim(self, task_id: str, attempt: int = 0) -> str:
+        """Take the task on for one delivery of attempt `attempt` (Celery's
+        `retries`): 'claimed', or 'taken', 'ended' or 'missing' when this
+        delivery must not run it."""
+        return str(self._run("claim", task_id, attempt))
+
+    def retrying(
+        self, task_id: str, message: str, wait: float, same_attempt: bool = False
+    ) -> dict[str, Any] | None:
+        """An attempt ended and another follows within `wait` seconds (a retry;
+        `same_attempt` for a requeued message): the bar says `message` and
+        stays live meanwhile. The new snapshot, or None if the task has ended."""
+        raw = self._run(
+            "retry",
+            task_id,
+            message,
+            max(0.0, wait),
+            self.heartbeat_timeout,
+            self.ttl,
+            "1" if same_attempt else "",
+        )
+        return json.loads(raw) if raw else None
 
     def heartbeat(self, *task_ids: str) -> set[str]:
         """Arm the deadline of these unfinished tasks; those whose cancel was asked."""

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 import socketio
+from celery import Celery
 from playwright.sync_api import Browser, expect
 
 import progressbar
@@ -192,6 +193,50 @@ def test_the_host_kinds_params_are_checked_and_its_errors_reach_the_owner(client
     final = ann.wait_terminal(task["task_id"], timeout=30)
     assert (final["state"], final["error"]) == ("failed", "Image 3 cannot be read")
     assert final["current"] == 2
+
+
+@pytest.fixture
+def host_celery(host: str, host_env: dict[str, str]) -> Iterator[Celery]:
+    """A Celery client of the host's broker and result backend."""
+    celery = Celery(broker=host_env["REDIS_URL"], backend=host_env["REDIS_URL"])
+    yield celery
+    celery.close()
+
+
+def test_a_retry_keeps_the_bar_live_and_celery_keeps_the_result(
+    client_of, host_celery: Celery
+) -> None:
+    ann = client_of("ann")
+    task = ann.start("scan")
+    final = ann.wait_terminal(task["task_id"], timeout=30)
+    assert (final["state"], final["result"]) == ("succeeded", {"attempts": 2}), final
+    pushes = ann.pushes_for(task["task_id"])
+    seqs = [p["seq"] for p in pushes]
+    assert seqs == sorted(set(seqs))
+    waiting = [p for p in pushes if p["message"].startswith("Attempt 1 did not finish")]
+    assert len(waiting) == 1, [p["message"] for p in pushes]
+    assert waiting[0]["state"] == "running"
+    assert waiting[0]["message"] == (
+        "Attempt 1 did not finish (ConnectionError); trying again in 1 s."
+    )
+    # Between the attempts the bar stays where the first one left it.
+    assert waiting[0]["current"] == 5
+    # Celery's result backend has the value too, as for any task.
+    assert host_celery.AsyncResult(task["task_id"]).get(timeout=10) == {"attempts": 2}
+
+
+def test_ignore_and_time_limits_end_the_bar_saying_so(client_of) -> None:
+    ann = client_of("ann")
+    skipped = ann.wait_terminal(ann.start("skip")["task_id"], timeout=30)
+    assert (skipped["state"], skipped["message"]) == ("cancelled", "Its worker skipped it.")
+    overrun = ann.wait_terminal(ann.start("overrun")["task_id"], timeout=30)
+    assert overrun["state"] == "failed"
+    assert overrun["error"] == "It ran past its time limit and was stopped."
+    assert 0 < overrun["current"] < 100
+
+
+def test_a_plain_host_task_keeps_its_result(host_celery: Celery) -> None:
+    assert host_celery.send_task("hostapp.tasks.add", args=(2, 3)).get(timeout=10) == 5
 
 
 def test_nobody_signed_in_is_refused_over_socketio_and_http(host: str) -> None:

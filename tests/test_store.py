@@ -84,6 +84,30 @@ def test_one_delivery_claims_a_task_and_no_other(store: Store) -> None:
     assert written(store.write(starting, running(starting, 1))) == (3, True)
 
 
+def test_each_attempt_is_claimed_once_and_a_retry_keeps_the_bar_live(store: Store) -> None:
+    task_id = new_task(store)
+    assert store.claim(task_id, 0) == "claimed"
+    store.write(task_id, running(task_id, 4))
+    waiting = store.retrying(task_id, "Attempt 1 did not finish; trying again in 2 s.", 2)
+    assert waiting is not None
+    assert (waiting["state"], waiting["seq"], waiting["current"]) == ("running", 3, 4)
+    assert waiting["message"].startswith("Attempt 1") and waiting["eta"] is None
+    # A heartbeat on receipt of the retry's message does not cut its wait short.
+    store.heartbeat(task_id)
+    past = time.time() + HEARTBEAT_TIMEOUT + 0.5
+    wait_until(lambda: time.time() > past, 5, "one heartbeat timeout")
+    assert task_id not in store.expired()
+    assert store.claim(task_id, 0) == "taken"  # a late copy of the first attempt
+    assert store.claim(task_id, 1) == "claimed"
+    assert store.claim(task_id, 1) == "taken"
+    # A requeued message runs the same attempt again, once.
+    assert store.retrying(task_id, "Back in the queue.", 0, same_attempt=True) is not None
+    assert store.claim(task_id, 1) == "claimed"
+    assert store.claim(task_id, 1) == "taken"
+    store.write(task_id, running(task_id, 9, "succeeded", result=1))
+    assert store.retrying(task_id, "too late", 1) is None  # nothing follows the end
+
+
 def test_limit_counts_only_unfinished_tasks(store: Store) -> None:
     ids = [new_task(store) for _ in range(3)]
     with pytest.raises(LimitReached):

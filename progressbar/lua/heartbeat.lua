@@ -6,7 +6,8 @@ for i = 2, #args do
   local id = args[i]
   local state = redis.call('HGET', task_key(id), 'state')
   if state and not is_terminal(state) then
-    redis.call('ZADD', prefix .. ':live', deadline, id)
+    -- GT: never shortens a longer deadline, that of a retry's wait.
+    redis.call('ZADD', prefix .. ':live', 'GT', deadline, id)
     if redis.call('HGET', task_key(id), 'cancel') then table.insert(cancelled, id) end
   end
 end

@@ -35,8 +35,7 @@ class Progress:
     `interval`-long window. The first state and the terminal state are always
     pushed; a state held back by coalescing is pushed by a background flusher
     (`autoflush`) the moment its interval ends, or by the next update. The
-    flusher also sends a heartbeat when nothing was pushed for
-    `heartbeat_interval`.
+    flusher also beats when nothing was pushed for `heartbeat_interval`.
 
     When the owner cancels, the next `update()`, `advance()`, `check()` or
     step of `iter()` raises TaskCancelled: the task stops cooperatively.
@@ -144,8 +143,7 @@ class Progress:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        # Only the task runner knows the result, so the terminal state is its
-        # to push; the latest state goes now if its window allows, else later.
+        # The terminal state is the runner's (it has the result); this one waits its window.
         if self.dirty and self.clock() - self._last_push >= self.interval:
             self.flush()
 
@@ -163,8 +161,14 @@ class Progress:
         if self._autoflush:
             self._flusher.start()
 
+    def stop_reporting(self) -> None:
+        """Push nothing more: another attempt of the task reports from now on."""
+        self._flusher.stop()
+        with self._lock:  # after a push under way, if any
+            self.state = "handed over"
+
     def finish(
-        self, state: str, result: Any = None, error: str | None = None
+        self, state: str, result: Any = None, error: str | None = None, message: str | None = None
     ) -> dict[str, Any] | None:
         """Push the terminal state; nothing is pushed after it.
 
@@ -176,10 +180,10 @@ class Progress:
             if self.state != "running":
                 return self.last_snapshot
             self.state = state
-            extra: dict[str, Any] = {}
-            if state == "succeeded":
-                extra["result"] = result
-            elif error is not None:
+            if message is not None:
+                self.message = message
+            extra: dict[str, Any] = {"result": result} if state == "succeeded" else {}
+            if error is not None and state != "succeeded":
                 extra["error"] = error
             deadline = self.clock() + self._final_push_patience
             pause = 0.05

@@ -5,9 +5,11 @@ bars are pushed, however its body ends."""
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from celery import Task
+from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded
 
 from .. import logs
 from ..errors import TaskCancelled, TaskError
@@ -22,7 +24,27 @@ def error_message(exc: BaseException) -> str:
     """A short message for the task's owner; never a traceback."""
     if isinstance(exc, TaskError) and str(exc):
         return str(exc).splitlines()[0][:200]
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return "It ran past its time limit and was stopped."
     return f"The task failed unexpectedly ({type(exc).__name__})."
+
+
+def retry_message(retry: Retry, attempt: int) -> tuple[str, float]:
+    """What the bar says while a retry waits, and the wait in seconds."""
+    when = retry.when
+    if isinstance(when, datetime):
+        now = datetime.now(when.tzinfo or UTC)
+        wait = (when - now).total_seconds()
+    else:
+        wait = float(when or 0)
+    reason = retry.exc if isinstance(retry.exc, BaseException) else None
+    why = ""
+    if isinstance(reason, TaskError) and str(reason):
+        why = f" ({str(reason).splitlines()[0][:200]})"
+    elif reason is not None:
+        why = f" ({type(reason).__name__})"
+    later = f"in {max(0.0, wait):.0f} s" if wait >= 1 else "now"
+    return f"Attempt {attempt} did not finish{why}; trying again {later}.", wait
 
 
 class ProgressTask(Task):
@@ -41,7 +63,8 @@ class ProgressTask(Task):
             return self._run_tracked(context, args, kwargs)
 
     def _run_tracked(self, context: WorkerContext, args: Any, kwargs: Any) -> Any:
-        claim = context.store.claim(self.request.id)
+        attempt = self.request.retries or 0
+        claim = context.store.claim(self.request.id, attempt)
         if claim != "claimed":
             # Cancelled while queued, judged lost, its record gone (expired,
             # or its start failed), or another delivery of the same message
@@ -57,6 +80,26 @@ class ProgressTask(Task):
         except TaskCancelled:
             progress.finish("cancelled", error=None)
             return None
+        except Retry as retry:
+            # Celery has queued the next attempt: the bar shows where this
+            # one got to, then waits for it.
+            if progress.dirty:
+                progress.flush()
+            progress.stop_reporting()
+            message, wait = retry_message(retry, attempt + 1)
+            context.store.retrying(self.request.id, message, wait)
+            raise
+        except Reject as reject:
+            progress.stop_reporting()
+            if reject.requeue:
+                message = "Its worker put it back in the queue; it runs again."
+                context.store.retrying(self.request.id, message, 0, same_attempt=True)
+            else:
+                progress.finish("failed", error="Its worker rejected it.")
+            raise
+        except Ignore:
+            progress.finish("cancelled", message="Its worker skipped it.")
+            raise
         except (SystemExit, KeyboardInterrupt):
             # The pool process was told to stop (a hard shutdown or a
             # terminate): not the task's own failure.
