@@ -17,7 +17,7 @@ them (`snapshot`, `messages`, `store` and its Lua scripts, `service`, `kinds`,
 
 from __future__ import annotations
 
-from .errors import TaskCancelled, TaskError
+from .errors import ProtocolError, TaskCancelled, TaskError
 from .extension import ProgressBar
 from .kinds import Kind, Param
 from .settings import Settings, environment_config
@@ -30,6 +30,7 @@ __all__ = [
     "Param",
     "Progress",
     "ProgressBar",
+    "ProtocolError",
     "Settings",
     "TaskCancelled",
     "TaskError",

@@ -7,9 +7,12 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from flask import Flask
+from celery.canvas import Signature
+from celery.canvas import group as celery_group
+from flask import Flask, has_request_context
 from flask_socketio import SocketIO
 
+from . import service
 from .celery_app import celery_init_app
 from .cli import progress_cli
 from .kinds import Kind, Kinds, Param
@@ -18,7 +21,7 @@ from .settings import Settings
 from .state import EXTENSION, State
 from .store import Store, connect
 from .web import api, views
-from .web.identity import session_identity
+from .web.identity import current_identity, session_identity
 from .web.message_queue import queue_manager
 from .web.namespace import ProgressNamespace
 from .worker import signals as worker_signals
@@ -143,6 +146,52 @@ class ProgressBar:
             return task
 
         return register
+
+    def start(
+        self,
+        task: Any,
+        *,
+        args: Iterable[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        owner: str | None = None,
+        kind: str | None = None,
+        shared: bool = False,
+    ) -> dict[str, Any]:
+        """Start a tracked task from server code (a view, a beat task, a
+        callback) with arguments of the server's choosing; its queued SNAPSHOT.
+
+        `task` is a Celery task, its name, a signature (`task.s(path=...)`) or
+        a `celery.group` of signatures, which runs as one bar over its parts.
+        It belongs to `owner`, by default the identity of the current request
+        or event. Its bar shows `kind`, by default the name of the kind
+        registered over the task, else the task's name. A `shared` task may be
+        watched by anyone who has its id; only its owner may cancel it.
+        Refusals raise ProtocolError (`limit`, `unauthorized`).
+        """
+        if owner is None:
+            if not has_request_context():
+                raise TypeError("start() outside a request or a Socket.IO event needs owner=")
+            owner = current_identity()
+        if isinstance(task, celery_group):
+            if args or kwargs:
+                raise TypeError("give a group's arguments to its signatures")
+            parts = [self._message(part, (), None) for part in task.tasks]
+            if not parts:
+                raise ValueError("a group to start needs at least one part")
+            return service.launch(owner, kind or parts[0].kind, parts, group=True, shared=shared)
+        message = self._message(task, tuple(args), kwargs)
+        return service.launch(owner, kind or message.kind, [message], shared=shared)
+
+    def _message(
+        self, task: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None
+    ) -> service.Message:
+        if isinstance(task, Signature):
+            args = (*task.args, *args)
+            kwargs = {**task.kwargs, **(kwargs or {})}
+            task = task.task
+        name = task if isinstance(task, str) else str(task.name)
+        label = next((k.name for k in self.kinds if k.task and k.task_name == name), name)
+        return service.Message(name, dict(kwargs or {}), args, kind=label)
 
     def group(
         self,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import ProtocolError, not_found
@@ -49,29 +50,62 @@ def task_id_of(payload: Any) -> str:
     return checked_task_id(checked_payload(payload, {"task_id"}).get("task_id"))
 
 
+@dataclass(frozen=True)
+class Message:
+    """One Celery task to send: its name, arguments, and the kind its bar shows."""
+
+    task: str
+    kwargs: dict[str, Any]
+    args: tuple[Any, ...] = ()
+    kind: str = ""
+
+
 def start_task(
     payload: Any,
     owner: str,
     subscribe: Callable[[str], None] | None = None,
     unsubscribe: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Validate a `start` payload, record the task as queued and send it.
-
-    `subscribe` runs before the task is sent, so no push can be missed;
-    on failure nothing is left behind. Returns the queued SNAPSHOT.
-    """
+    """Validate a client's `start` payload, then `launch` its kind."""
     payload = checked_payload(payload, {"kind", "params"})
     kinds = state().kinds
     kind, params = kinds.resolve(payload.get("kind"), payload.get("params"))
-    task_id = secrets.token_urlsafe(18)
-    queued = queued_snapshot(task_id, kind.name, time.time())
     part_params = kinds.parts(kind, params)
-    parts = {secrets.token_urlsafe(18): str(kind.parts_of) for _ in part_params}
+    if part_params:
+        part_kind = kinds[str(kind.parts_of)]
+        parts = [Message(part_kind.task_name, p, kind=part_kind.name) for p in part_params]
+        return launch(
+            owner, kind.name, parts, group=True, subscribe=subscribe, unsubscribe=unsubscribe
+        )
+    message = Message(kind.task_name, params, kind=kind.name)
+    return launch(owner, kind.name, [message], subscribe=subscribe, unsubscribe=unsubscribe)
+
+
+def launch(
+    owner: str,
+    kind: str,
+    messages: list[Message],
+    *,
+    group: bool = False,
+    shared: bool = False,
+    subscribe: Callable[[str], None] | None = None,
+    unsubscribe: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Record a task (or a group of `messages`, one bar) as queued for
+    `owner`, then send it; the queued SNAPSHOT.
+
+    `subscribe` runs before anything is sent, so no push can be missed; on
+    failure nothing is left behind.
+    """
+    task_id = secrets.token_urlsafe(18)
+    queued = queued_snapshot(task_id, kind, time.time())
+    ids = [secrets.token_urlsafe(18) for _ in messages] if group else [task_id]
     try:
-        if parts:
-            snapshot = store().create_group(task_id, owner, queued, parts)
+        if group:
+            parts = {part_id: m.kind for part_id, m in zip(ids, messages, strict=True)}
+            snapshot = store().create_group(task_id, owner, queued, parts, shared)
         else:
-            snapshot = store().create(task_id, owner, queued)
+            snapshot = store().create(task_id, owner, queued, shared)
     except LimitReached:
         limit = state().settings.max_active_tasks
         raise ProtocolError(
@@ -79,29 +113,30 @@ def start_task(
         ) from None
     if subscribe:
         subscribe(task_id)
-    if parts:
-        part_task = kinds[str(kind.parts_of)].task_name
-        messages = [(part_task, p, part_id) for part_id, p in zip(parts, part_params, strict=True)]
-    else:
-        messages = [(kind.task_name, params, task_id)]
     try:
-        for name, kwargs, message_id in messages:
+        for message_id, m in zip(ids, messages, strict=True):
             state().celery.send_task(
-                name, kwargs=kwargs, task_id=message_id, headers={SENT_BY_START: 1}
+                m.task,
+                args=m.args,
+                kwargs=m.kwargs,
+                task_id=message_id,
+                headers={SENT_BY_START: 1},
             )
     except Exception:
         if unsubscribe:
             unsubscribe(task_id)
         # Parts already sent find no record and are not run.
-        store().discard(task_id, owner, *parts)
+        store().discard(task_id, owner, *(ids if group else []))
         raise
     return snapshot
 
 
 def cancel_task(task_id: str, owner: str) -> dict[str, Any]:
     """Cancel the owner's task: the answer's `task`, `outcome` and `message`.
-    Whatever it changes reaches every open bar of the task as a push."""
-    get_task(task_id, owner)
+    Whatever it changes reaches every open bar of the task as a push. Only
+    its owner may cancel a shared task."""
+    if store().get_owned(checked_task_id(task_id), owner) is None:
+        raise not_found()
     outcome = store().cancel(task_id)
     if outcome is None:
         raise not_found()
@@ -109,9 +144,10 @@ def cancel_task(task_id: str, owner: str) -> dict[str, Any]:
     return {"task": snapshot, "outcome": result, "message": CANCEL_MESSAGES[result]}
 
 
-def get_task(task_id: str, owner: str) -> dict[str, Any]:
-    """The owner's task's SNAPSHOT; another identity's task is not found."""
-    snapshot = store().get_owned(checked_task_id(task_id), owner)
+def get_task(task_id: str, identity: str) -> dict[str, Any]:
+    """The SNAPSHOT of a task `identity` may watch: its own, or a shared one.
+    Another identity's task is not found, as a missing one."""
+    snapshot = store().get_owned(checked_task_id(task_id), identity, or_shared=True)
     if snapshot is None:
         raise not_found()
     return snapshot

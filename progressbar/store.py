@@ -83,8 +83,11 @@ class Store:
 
     # -- changes ------------------------------------------------------------
 
-    def create(self, task_id: str, owner: str, snapshot: dict[str, Any]) -> dict[str, Any]:
-        """Record a new queued task (seq 1) under its owner; LimitReached if full."""
+    def create(
+        self, task_id: str, owner: str, snapshot: dict[str, Any], shared: bool = False
+    ) -> dict[str, Any]:
+        """Record a new queued task (seq 1) under its owner; LimitReached if
+        full. A `shared` task may be watched by anyone who has its id."""
         snapshot = {**snapshot, "seq": 1}
         created = self._run(
             "create",
@@ -94,13 +97,19 @@ class Store:
             snapshot["created_at"],
             self.ttl,
             self.max_active,
+            "1" if shared else "",
         )
         if not created:
             raise LimitReached
         return snapshot
 
     def create_group(
-        self, group_id: str, owner: str, snapshot: dict[str, Any], parts: dict[str, str]
+        self,
+        group_id: str,
+        owner: str,
+        snapshot: dict[str, Any],
+        parts: dict[str, str],
+        shared: bool = False,
     ) -> dict[str, Any]:
         """Record a queued group and its queued parts ({part id: kind})."""
         snapshot = self.create(
@@ -112,6 +121,7 @@ class Store:
                     {"task_id": part_id, "state": "queued", "percent": 0} for part_id in parts
                 ],
             },
+            shared,
         )
         kind = next(iter(parts.values()))
         template = {**snapshot, "task_id": "__ID__", "kind": kind, "seq": 1}
@@ -207,10 +217,16 @@ class Store:
         raw = self.redis.hget(self._task_key(task_id), "snapshot")
         return json.loads(raw) if raw else None  # type: ignore[arg-type]
 
-    def get_owned(self, task_id: str, owner: str) -> dict[str, Any] | None:
-        """The snapshot if `owner` started this task, else None: as if absent."""
-        stored_owner, raw = self.redis.hmget(self._task_key(task_id), ["owner", "snapshot"])
-        if raw is None or stored_owner is None or stored_owner != owner:
+    def get_owned(
+        self, task_id: str, owner: str, or_shared: bool = False
+    ) -> dict[str, Any] | None:
+        """The snapshot if `owner` started this task (or, with `or_shared`, if
+        it is shared), else None: as if absent."""
+        fields = ["owner", "snapshot", "shared"]
+        stored_owner, raw, shared = self.redis.hmget(self._task_key(task_id), fields)
+        if raw is None or stored_owner is None:
+            return None
+        if stored_owner != owner and not (or_shared and shared):
             return None
         return json.loads(raw)
 

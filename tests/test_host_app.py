@@ -28,6 +28,7 @@ from tests.stack import (
     Process,
     ProgressClient,
     cookie_header,
+    error_code,
     free_port,
     page_errors,
     process_env,
@@ -239,6 +240,65 @@ def test_a_plain_host_task_keeps_its_result(host_celery: Celery) -> None:
     assert host_celery.send_task("hostapp.tasks.add", args=(2, 3)).get(timeout=10) == 5
 
 
+def signed_in_session(base_url: str, name: str) -> requests.Session:
+    session = requests.Session()
+    session.get(f"{base_url}/login", params={"name": name}, timeout=5).raise_for_status()
+    return session
+
+
+def started_by_view(session: requests.Session, url: str, **form: str) -> str:
+    """The id of the task a host view started, from the page it redirects to."""
+    answer = session.post(url, data=form, allow_redirects=False, timeout=10)
+    assert answer.status_code == 303, answer.text
+    location = answer.headers["Location"]
+    assert location.startswith("/follow/")
+    return location.removeprefix("/follow/")
+
+
+def test_a_host_view_starts_a_tracked_task_with_server_arguments(host: str, client_of) -> None:
+    task_id = started_by_view(signed_in_session(host, "ann"), f"{host}/convert", text="a\nb\nc")
+    ann = client_of("ann")
+    watched = ann.call("subscribe", {"task_id": task_id})
+    assert watched["ok"] and watched["task"]["kind"] == "hostapp.tasks.convert"
+    final = ann.wait_terminal(task_id, timeout=30)
+    assert (final["state"], final["result"]) == ("succeeded", {"lines": 3, "text": "A\nB\nC"})
+    assert [t["task_id"] for t in client_of("ann").call("list")["tasks"]][0] == task_id
+    # Another user cannot see it, nor cancel it.
+    bob = client_of("bob")
+    assert error_code(bob.call("subscribe", {"task_id": task_id})) == "not_found"
+    assert error_code(bob.call("cancel", {"task_id": task_id})) == "not_found"
+
+
+def test_a_shared_task_can_be_watched_by_anyone_with_its_id_but_not_cancelled(
+    host: str, client_of
+) -> None:
+    ann = signed_in_session(host, "ann")
+    task_id = started_by_view(ann, f"{host}/convert?shared=1", text="x\n" * 40)
+    bob = client_of("bob")
+    watched = bob.call("subscribe", {"task_id": task_id})
+    assert watched["ok"], watched
+    assert error_code(bob.call("cancel", {"task_id": task_id})) == "not_found"
+    assert task_id not in [t["task_id"] for t in bob.call("list")["tasks"]]
+    final = bob.wait_terminal(task_id, timeout=30)
+    assert final["state"] == "succeeded" and final["result"]["lines"] == 40
+    # Over HTTP too: readable by id, not cancellable.
+    carol = signed_in_session(host, "carol")
+    assert carol.get(f"{host}/api/tasks/{task_id}", timeout=5).json()["task"]["seq"] >= 1
+    refused = carol.post(f"{host}/api/tasks/{task_id}/cancel", json={}, timeout=5)
+    assert refused.status_code == 404
+
+
+def test_a_group_built_in_code_is_one_monotonic_bar(host: str, client_of) -> None:
+    task_id = started_by_view(signed_in_session(host, "ann"), f"{host}/batch")
+    ann = client_of("ann")
+    first = ann.call("subscribe", {"task_id": task_id})["task"]
+    assert first["kind"] == "album" and len(first["children"]) == 3
+    final = ann.wait_terminal(task_id, timeout=30)
+    assert final["state"] == "succeeded" and final["percent"] == 100
+    percents = [p["percent"] or 0 for p in ann.pushes_for(task_id)]
+    assert percents == sorted(percents)
+
+
 def test_nobody_signed_in_is_refused_over_socketio_and_http(host: str) -> None:
     client = socketio.Client(reconnection=False)
     refusals: list[object] = []
@@ -278,6 +338,25 @@ def test_the_host_page_fills_its_own_bar_in_chromium(browser: Browser, host: str
     page.reload()
     expect(page.locator("#thumbnails [data-state]").first).to_have_attribute(
         "data-state", "succeeded", timeout=5000
+    )
+    expect(bar).to_have_attribute("aria-valuenow", "100")
+    context.close()
+    assert errors == [], errors
+
+
+def test_a_form_post_to_the_host_view_leads_to_a_page_that_follows_the_bar(
+    browser: Browser, host: str
+) -> None:
+    context = browser.new_context(base_url=host)
+    page = context.new_page()
+    errors = page_errors(page)
+    page.goto("/login?name=dora")
+    page.get_by_label("Text to convert").fill("\n".join(["line"] * 30))
+    page.get_by_role("button", name="Convert").click()
+    page.wait_for_url("**/follow/*")
+    bar = page.get_by_role("progressbar")
+    expect(page.locator("#task [data-state]").first).to_have_attribute(
+        "data-state", "succeeded", timeout=20000
     )
     expect(bar).to_have_attribute("aria-valuenow", "100")
     context.close()

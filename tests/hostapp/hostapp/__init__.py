@@ -4,8 +4,12 @@ its own task kind, its own identities (a signed-in name), its own page."""
 from __future__ import annotations
 
 import os
+import secrets
+import tempfile
+from pathlib import Path
 
-from flask import Flask, redirect, render_template, request, session
+from celery import group
+from flask import Flask, abort, redirect, render_template, request, session
 
 from progressbar import ProgressBar
 
@@ -36,5 +40,32 @@ def create_app() -> Flask:
     def login():  # type: ignore[no-untyped-def]
         session["user"] = request.args["name"]
         return redirect("/")
+
+    uploads = Path(tempfile.mkdtemp(prefix="hostapp-uploads-"))
+
+    @app.post("/convert")
+    def convert():  # type: ignore[no-untyped-def]
+        # The host's own view: it keeps the upload and starts a tracked task
+        # with arguments only the server chooses (a path, a dict).
+        path = uploads / secrets.token_hex(8)
+        path.write_text(request.form["text"])
+        snapshot = progress_bars.start(
+            tasks.convert.s(str(path), options={"upper": True}),
+            shared=request.args.get("shared") == "1",
+        )
+        return redirect(f"/follow/{snapshot['task_id']}", code=303)
+
+    @app.post("/batch")
+    def batch():  # type: ignore[no-untyped-def]
+        # A group built in code: one bar over its parts.
+        parts = group(tasks.make_thumbnails.s(images=n, seconds_each=0.02) for n in (4, 6, 8))
+        snapshot = progress_bars.start(parts, kind="album")
+        return redirect(f"/follow/{snapshot['task_id']}", code=303)
+
+    @app.get("/follow/<task_id>")
+    def follow(task_id: str) -> str:
+        if len(task_id) > 64:
+            abort(404)
+        return render_template("follow.html", task_id=task_id)
 
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from celery import shared_task
 from celery.exceptions import Ignore
@@ -66,3 +67,14 @@ def overrun(self):  # type: ignore[no-untyped-def]
 def add(x: int, y: int) -> int:
     """A plain task of the host's, not tracked: its result is Celery's as ever."""
     return x + y
+
+
+@shared_task(bind=True)
+def convert(self, path: str, options: dict) -> dict:  # type: ignore[no-untyped-def]
+    """Started by the host's view, not by clients: no kind, server-chosen arguments."""
+    lines = Path(path).read_text().splitlines()
+    with progress(self, total=len(lines), message="Converting") as p:
+        for _ in p.iter(lines):
+            time.sleep(0.05)
+    text = "\n".join(lines)
+    return {"lines": len(lines), "text": text.upper() if options.get("upper") else text}
