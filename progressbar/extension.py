@@ -20,7 +20,7 @@ from .messages import NAMESPACE
 from .settings import Settings
 from .state import EXTENSION, State
 from .store import Store, connect
-from .web import api, views
+from .web import api, serve, views
 from .web.identity import current_identity, session_identity
 from .web.message_queue import queue_manager
 from .web.namespace import ProgressNamespace
@@ -60,9 +60,6 @@ class ProgressBar:
         """Bind to `app`; `celery_config` adds to (or overrides) the Celery settings."""
         settings = Settings.from_config(app.config)
         transports = list(settings.socketio_transports)
-        # Flask's default is None (no attribute); the HTTP API relies on Lax.
-        if app.config.get("SESSION_COOKIE_SAMESITE") is None:
-            app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
         store = Store(
             connect(settings.redis_url, settings.redis_max_connections),
             ttl=settings.task_ttl,
@@ -97,8 +94,26 @@ class ProgressBar:
         app.add_template_global(lambda: transports, "progressbar_transports")
 
         app.register_blueprint(views.bp)
-        app.register_blueprint(api.bp)
+        app.register_blueprint(api.bp, url_prefix=settings.api_url_prefix)
+        app.add_url_rule(
+            settings.health_url, "progressbar.healthz", views.healthz, methods=["GET"]
+        )
         app.cli.add_command(progress_cli)
+
+    def run(
+        self,
+        app: Flask,
+        host: str = "127.0.0.1",
+        port: int = 5000,
+        max_connections: int = 10_000,
+        **options: Any,
+    ) -> None:
+        """Serve `app` with its Socket.IO server, tuned for many open bars:
+        under eventlet, TCP_NODELAY and room for `max_connections`; in every
+        mode, start-up objects kept out of full garbage collections. Call it
+        from your web entry point, after `eventlet.monkey_patch()` if you use
+        eventlet. `options` go to Flask-SocketIO's `run`."""
+        serve.run(self.socketio, app, host, port, max_connections, **options)
 
     def identity(self) -> str | None:
         """The caller's identity, as the app's loader gives it (None: nobody)."""

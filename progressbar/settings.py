@@ -24,6 +24,14 @@ def _string_list(raw: Any, allowed: tuple[str, ...] | None = None) -> tuple[str,
     return names
 
 
+def _path(raw: Any) -> str:
+    """A URL path of this app: starts with a slash, does not end with one."""
+    path = str(raw).strip()
+    if not path.startswith("/") or len(path) < 2 or path.endswith("/") or " " in path:
+        raise ValueError(f"{raw!r} is not a path such as /api")
+    return path
+
+
 def _optional_str(raw: Any) -> str | None:
     return str(raw) if raw not in (None, "") else None
 
@@ -61,6 +69,9 @@ class Settings:
     # and its default. Tasks with an eta or countdown beyond it are handed out
     # again too, so lower it only when no task waits that long.
     visibility_timeout: float = 3600.0
+    # Where the HTTP JSON API lives, and the health check.
+    api_url_prefix: str = "/api"
+    health_url: str = "/healthz"
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -102,6 +113,8 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "lost_timeout": _number(float),
     "max_active_tasks": _number(int),
     "visibility_timeout": _number(float),
+    "api_url_prefix": _path,
+    "health_url": _path,
 }
 
 # The environment variable of each setting: its field name in capitals.

@@ -354,9 +354,10 @@ def cookie_header(session: requests.Session) -> str:
 
 
 def identity_cookie(base_url: str) -> str:
-    """The Cookie header a browser would send after loading the page."""
+    """The Cookie header a browser would send once its page's client has asked
+    for an identity (as it does before it connects)."""
     session = requests.Session()
-    session.get(base_url + "/", timeout=5).raise_for_status()
+    session.get(base_url + "/progressbar/identity", timeout=5).raise_for_status()
     return cookie_header(session)
 
 

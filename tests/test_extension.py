@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from celery import Task, shared_task
 from flask import Flask
+from itsdangerous import URLSafeSerializer
 
 from demo import create_app
 from progressbar import Param, ProgressBar, progress
@@ -82,14 +83,40 @@ def test_kinds_may_be_declared_before_init_app_and_run_directly() -> None:
         assert count(3) == 3
 
 
-def test_the_default_identity_is_a_lax_session_cookie_set_on_any_page() -> None:
+def test_the_default_identity_is_a_cookie_set_once_and_only_when_created() -> None:
     app = Flask("anonymous")
     app.config["SECRET_KEY"] = "x"
     ProgressBar(app)
     app.add_url_rule("/hello", "hello", lambda: "hi")
     with app.test_client() as client:
-        cookie = client.get("/hello").headers["Set-Cookie"]
-    assert cookie.startswith("session=") and "SameSite=Lax" in cookie
+        # The host's pages, 404s included, are left alone: cacheable as ever.
+        for path in ("/hello", "/nowhere"):
+            page = client.get(path)
+            assert "Set-Cookie" not in page.headers and "Cookie" not in page.vary
+        asked = client.get("/progressbar/identity")
+        assert asked.status_code == 204 and asked.headers["Cache-Control"] == "no-store"
+        cookie = asked.headers["Set-Cookie"]
+        assert cookie.startswith("progressbar_identity=")
+        assert "SameSite=Lax" in cookie and "HttpOnly" in cookie and "Max-Age=" in cookie
+        # Known from then on: neither the page nor the client's next ask sets it again.
+        assert "Set-Cookie" not in client.get("/progressbar/identity").headers
+        assert "Set-Cookie" not in client.get("/hello").headers
+        listed = client.get("/api/tasks")
+    assert listed.status_code in (200, 503) and "Set-Cookie" not in listed.headers
+
+
+def test_an_identity_kept_in_the_session_by_an_earlier_version_is_kept() -> None:
+    app = Flask("upgraded")
+    app.config["SECRET_KEY"] = "x"
+    ProgressBar(app)
+    with app.test_client() as client:
+        with client.session_transaction() as session:
+            session["identity"] = "earlier-identity"
+        client.get("/progressbar/identity")
+        cookie = client.get_cookie("progressbar_identity")
+    assert cookie is not None
+    signer = URLSafeSerializer("x", salt="progressbar.identity")
+    assert signer.loads(cookie.value) == "earlier-identity"
 
 
 def test_a_host_with_its_own_identities_keeps_its_pages_to_itself() -> None:
@@ -118,3 +145,32 @@ def test_a_host_without_a_secret_key_still_serves_its_pages() -> None:
     ProgressBar(app)
     app.add_url_rule("/hello", "hello", lambda: "hi")
     assert app.test_client().get("/hello").status_code == 200
+
+
+def test_a_host_keeps_its_own_api_blueprint_and_may_move_ours() -> None:
+    from flask import Blueprint
+
+    app = Flask("host")
+    app.config.update(
+        SECRET_KEY="x",
+        PROGRESSBAR_API_URL_PREFIX="/progress-api",
+        PROGRESSBAR_HEALTH_URL="/-/health",
+    )
+    own = Blueprint("api", __name__, url_prefix="/api")
+    own.add_url_rule("/items", "items", lambda: {"items": []})
+    app.register_blueprint(own)
+    ProgressBar(app)
+    rules = {rule.rule: rule.endpoint for rule in app.url_map.iter_rules()}
+    assert rules["/api/items"] == "api.items"
+    assert rules["/progress-api/tasks"].startswith("progressbar_api.")
+    assert rules["/-/health"] == "progressbar.healthz"
+    assert "/healthz" not in rules and "/api/tasks" not in rules
+    client = app.test_client()
+    assert client.get("/api/items").json == {"items": []}
+    document = client.get("/progress-api/openapi.json").json
+    assert "/progress-api/tasks/{task_id}" in document["paths"]
+
+    bad = Flask("bad")
+    bad.config["PROGRESSBAR_API_URL_PREFIX"] = "api/"
+    with pytest.raises(ValueError, match="PROGRESSBAR_API_URL_PREFIX"):
+        ProgressBar(bad)

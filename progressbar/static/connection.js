@@ -37,6 +37,9 @@ export class Connection {
    * @param {(status: "connected" | "reconnecting" | "unauthorized") => void} [options.onStatus]
    *   "unauthorized": the app's identity loader knows nobody; no retry
    *   (signing in, then reloading the page, is the way back)
+   * @param {string | null} [options.identityUrl] asked once before connecting,
+   *   so that the connection carries the identity cookie; default the
+   *   server's `/progressbar/identity`, null not to ask
    */
   constructor({
     url,
@@ -44,15 +47,31 @@ export class Connection {
     path,
     transports = ["polling", "websocket"],
     onStatus = () => {},
+    identityUrl,
   } = {}) {
-    const target = url ? url.replace(/\/+$/, "") + namespace : namespace;
-    // Credentials: the identity is the session cookie, also across origins.
+    const origin = url ? url.replace(/\/+$/, "") : "";
+    const target = origin + namespace;
+    // Beside this module, which the server serves at /progressbar/static/.
+    this.identityUrl =
+      identityUrl === undefined
+        ? (origin ? `${origin}/progressbar/identity` : new URL("../identity", import.meta.url).href)
+        : identityUrl;
+    this.identityAsked = false;
+    this.opened = false;
+    this.everConnected = false;
+    // Credentials: the identity is a cookie, also across origins.
     const options = { autoConnect: false, transports, withCredentials: true };
     if (path) options.path = path;
     this.socket = io(target, options);
+    // Settles on the first connect: a request made while the page is still
+    // connecting waits for it (a while) rather than being refused at once.
+    this.firstConnect = new Promise((resolve) => this.socket.once("connect", resolve));
     this.closed = false;
     this.retryTimer = undefined;
-    this.socket.on("connect", () => onStatus("connected"));
+    this.socket.on("connect", () => {
+      this.everConnected = true;
+      onStatus("connected");
+    });
     this.socket.on("disconnect", (reason) => {
       if (reason === "io client disconnect") return; // close()
       onStatus("reconnecting");
@@ -84,7 +103,17 @@ export class Connection {
   /** Connect, and keep reconnecting until `close()`. */
   open() {
     this.closed = false;
-    this.socket.connect();
+    this.opened = true;
+    if (this.identityAsked || !this.identityUrl) {
+      this.socket.connect();
+      return;
+    }
+    this.identityAsked = true;
+    // Whatever the answer, connect: without the cookie the server gives this
+    // connection an identity of its own.
+    fetch(this.identityUrl, { credentials: "include", cache: "no-store" })
+      .catch(() => undefined)
+      .then(() => this.closed || this.socket.connect());
   }
 
   /** Disconnect for good. */
@@ -113,6 +142,12 @@ export class Connection {
    * @returns {Promise<Answer>}
    */
   async request(event, payload = {}) {
+    if (!this.socket.connected && this.opened && !this.everConnected && !this.closed) {
+      let timer;
+      const patience = new Promise((resolve) => (timer = setTimeout(resolve, ACK_TIMEOUT_MS)));
+      await Promise.race([this.firstConnect, patience]);
+      clearTimeout(timer);
+    }
     // Refuse rather than buffer: a `start` queued while offline could run
     // long after the user was told it failed.
     if (!this.socket.connected) {

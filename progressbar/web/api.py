@@ -24,7 +24,9 @@ from .openapi import openapi_document
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("api", __name__, url_prefix="/api")
+# Registered under the API_URL_PREFIX setting (/api by default); its name is
+# prefixed so that it cannot clash with a host's own `api` blueprint.
+bp = Blueprint("progressbar_api", __name__)
 
 STATUS = {
     "invalid": 400,
@@ -88,7 +90,7 @@ def _json_body() -> Any:
 def start_task() -> tuple[Response, int, dict[str, str]]:
     """Start a task: 202, its SNAPSHOT, and where to follow it."""
     snapshot = service.start_task(_json_body(), current_identity())
-    location = url_for("api.get_task", task_id=snapshot["task_id"])
+    location = url_for("progressbar_api.get_task", task_id=snapshot["task_id"])
     return jsonify({"ok": True, "task": snapshot}), 202, {"Location": location}
 
 

@@ -1,4 +1,4 @@
-"""The OpenAPI description of the HTTP JSON API, served at /api/openapi.json."""
+"""The OpenAPI description of the HTTP JSON API, served at {prefix}/openapi.json."""
 
 from __future__ import annotations
 
@@ -71,6 +71,7 @@ TASK_ID = {
 
 def openapi_document() -> dict[str, Any]:
     kinds = sorted(state().kinds.names())
+    prefix = state().settings.api_url_prefix
     return {
         "openapi": "3.0.3",
         "info": {
@@ -82,7 +83,7 @@ def openapi_document() -> dict[str, Any]:
             "State-changing requests must be JSON and same-origin.",
         },
         "paths": {
-            "/api/tasks": {
+            f"{prefix}/tasks": {
                 "post": {
                     "summary": "Start a task",
                     "requestBody": {
@@ -118,7 +119,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             },
-            "/api/tasks/{task_id}": {
+            prefix + "/tasks/{task_id}": {
                 "get": {
                     "summary": "One task",
                     "parameters": [TASK_ID],
@@ -128,7 +129,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             },
-            "/api/tasks/{task_id}/cancel": {
+            prefix + "/tasks/{task_id}/cancel": {
                 "post": {
                     "summary": "Cancel a task",
                     "parameters": [TASK_ID],

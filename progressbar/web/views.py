@@ -1,4 +1,5 @@
-"""The extension's HTTP routes: /healthz and the browser client's modules."""
+"""The extension's HTTP routes: the health check (HEALTH_URL, /healthz by
+default) and the browser client's modules."""
 
 from __future__ import annotations
 
@@ -26,16 +27,17 @@ VENDOR = {
 NODE_MODULES = PACKAGE.parent / "node_modules"
 
 
-@bp.before_app_request
-def ensure_identity() -> None:
-    # The default identity lives in the session cookie: set it on any page
-    # load, so the Socket.IO connection that follows carries it. An app's own
-    # loader is asked only when a task operation needs it.
+@bp.get("/progressbar/identity")
+def identity() -> Response:
+    """Give this browser its default identity, if it has none: the browser
+    client asks before it connects, so the connection carries the cookie."""
     if state().extension.uses_session_identity and current_app.secret_key:
         session_identity()
+    response = Response(status=204)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
-@bp.get("/healthz")
 def healthz() -> tuple[dict[str, Any], int]:
     """Is Redis reachable, and is at least one worker alive? 200 if both, else 503."""
     store = state().store

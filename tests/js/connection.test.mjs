@@ -12,7 +12,8 @@ const { Connection, errorMessage } = await import("../../progressbar/static/inde
 function connection(t, options = {}) {
   t.mock.timers.enable({ apis: ["setTimeout"] });
   const statuses = [];
-  const conn = new Connection({ onStatus: (s) => statuses.push(s), ...options });
+  // Asking for the identity cookie has tests of its own, below.
+  const conn = new Connection({ onStatus: (s) => statuses.push(s), identityUrl: null, ...options });
   return { conn, socket: sockets.at(-1), statuses };
 }
 
@@ -107,4 +108,61 @@ test("a refusal for want of an identity is reported and not retried", (t) => {
   t.mock.timers.tick(60000);
   assert.equal(socket.connects, 1);
   assert.deepEqual(statuses, ["unauthorized"]);
+});
+
+test("the identity is asked of the server beside the modules, or of the given origin", () => {
+  assert.match(new Connection().identityUrl, /\/progressbar\/identity$/);
+  assert.equal(
+    new Connection({ url: "https://tasks.example/" }).identityUrl,
+    "https://tasks.example/progressbar/identity",
+  );
+});
+
+test("it asks for the identity cookie before its first connect, once; a failure does not stop it", async (t) => {
+  const asked = [];
+  let answer = Promise.resolve({ status: 204 });
+  t.mock.method(globalThis, "fetch", (url, options) => {
+    asked.push([url, options.credentials]);
+    return answer;
+  });
+  const conn = new Connection({ identityUrl: "/progressbar/identity" });
+  const socket = sockets.at(-1);
+  conn.open();
+  assert.equal(socket.connects, 0); // not before the cookie is there
+  await settle();
+  assert.equal(socket.connects, 1);
+  assert.deepEqual(asked, [["/progressbar/identity", "include"]]);
+  conn.close();
+  conn.open();
+  assert.equal(socket.connects, 2);
+  assert.equal(asked.length, 1);
+
+  answer = Promise.reject(new TypeError("offline"));
+  const unlucky = new Connection({ identityUrl: "/progressbar/identity" });
+  const other = sockets.at(-1);
+  unlucky.open();
+  await settle();
+  assert.equal(other.connects, 1);
+  unlucky.close();
+});
+
+test("a request made while the page is still connecting waits for the connection", async (t) => {
+  const { conn, socket } = connection(t);
+  socket.server = () => ({ ok: true, tasks: [] });
+  conn.open();
+  const pending = conn.request("list");
+  await settle();
+  assert.deepEqual(socket.emitted, []); // held, not refused
+  socket.up();
+  assert.deepEqual(await pending, { ok: true, tasks: [] });
+});
+
+test("it waits 5 s at most for the first connection, then answers offline", async (t) => {
+  const { conn } = connection(t);
+  conn.open();
+  const pending = conn.request("start", { kind: "simulate" });
+  await settle();
+  t.mock.timers.tick(5000);
+  const answer = await pending;
+  assert.equal(answer.error.code, "offline");
 });

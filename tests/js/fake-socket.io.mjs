@@ -32,6 +32,15 @@ class FakeSocket {
     return this;
   }
 
+  once(event, handler) {
+    let done = false;
+    return this.on(event, (...args) => {
+      if (done) return;
+      done = true;
+      handler(...args);
+    });
+  }
+
   fire(event, ...args) {
     for (const handler of this.handlers.get(event) ?? []) handler(...args);
   }

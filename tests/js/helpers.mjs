@@ -24,7 +24,7 @@ export const snap = (taskId, seq, state = "running", extra = {}) => ({
 export async function connectedClient(t, ProgressClient, options = {}) {
   t.mock.timers.enable({ apis: ["setTimeout", "setInterval"] });
   let clock = 1000;
-  const client = new ProgressClient({ now: () => clock, ...options });
+  const client = new ProgressClient({ now: () => clock, identityUrl: null, ...options });
   const socket = sockets.at(-1);
   client.open();
   socket.up();
