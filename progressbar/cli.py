@@ -72,6 +72,8 @@ def parse_params(kind_name: str, args: list[str]) -> dict[str, Any]:
 def start(ctx: click.Context, kind: str, identity: str, detach: bool) -> None:
     """Start a task of KIND with its params as options (`--name value`), and watch it."""
     params = parse_params(kind, ctx.args)
+    if not detach:
+        require_rich()  # before anything is queued
     try:
         snapshot = service.start_task({"kind": kind, "params": params}, identity)
     except ProtocolError as exc:
@@ -87,7 +89,20 @@ def start(ctx: click.Context, kind: str, identity: str, detach: bool) -> None:
 @identity_option
 def watch(task_id: str, identity: str) -> None:
     """Follow TASK_ID with a live bar until it ends."""
+    require_rich()
     sys.exit(follow(task_id, identity))
+
+
+def require_rich() -> None:
+    """Refuse (exit status 4) without rich, the `cli` extra, which draws the bar."""
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        click.echo(
+            "refused: following a task needs rich, progressbar's `cli` extra (or use --detach)",
+            err=True,
+        )
+        sys.exit(REFUSED)
 
 
 def snapshots(task_id: str, identity: str) -> Iterator[dict[str, Any]]:
@@ -123,13 +138,9 @@ def _fields(s: dict[str, Any]) -> dict[str, Any]:
 
 def follow(task_id: str, identity: str) -> int:
     """Draw the task until it is terminal; its exit status."""
-    try:
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
-    except ImportError:
-        raise click.ClickException(
-            "following a task needs rich, progressbar's `cli` extra (or use --detach)"
-        ) from None
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
     console = Console(stderr=True)
     shown = 0
     columns = (

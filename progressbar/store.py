@@ -157,15 +157,16 @@ class Store:
         return str(self._run("claim", task_id, attempt))
 
     def retrying(
-        self, task_id: str, message: str, wait: float, same_attempt: bool = False
+        self, task_id: str, snapshot: dict[str, Any], wait: float, same_attempt: bool = False
     ) -> dict[str, Any] | None:
         """An attempt ended and another follows within `wait` seconds (a retry;
-        `same_attempt` for a requeued message): the bar says `message` and
-        stays live meanwhile. The new snapshot, or None if the task has ended."""
+        `same_attempt` for a requeued message): the bar shows `snapshot` (its
+        message says why) and stays live meanwhile. The stored snapshot, or
+        None if the task has ended."""
         raw = self._run(
             "retry",
             task_id,
-            message,
+            dumps(snapshot),
             max(0.0, wait),
             self.heartbeat_timeout,
             self.ttl,

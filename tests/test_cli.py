@@ -59,3 +59,24 @@ def test_a_batch_is_one_bar_in_the_terminal_too(stack_env, worker) -> None:
     run = flask(stack_env, "start", "batch", "--parts", "2", "--duration", "0.5")
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip().splitlines()[-1] == 'succeeded: {"parts": 2}'
+
+
+def test_without_rich_start_is_refused_before_anything_is_queued(
+    stack_env, worker, tmp_path
+) -> None:
+    import redis
+
+    # A `rich` that cannot be imported, ahead of the installed one.
+    (tmp_path / "rich").mkdir()
+    (tmp_path / "rich" / "__init__.py").write_text("raise ImportError('not installed')\n")
+    env = {**stack_env, "PYTHONPATH": str(tmp_path)}
+    run = flask(env, "start", "simulate", "--duration", "0.2", "--as", "no-rich")
+    assert run.returncode == 4, run.stderr
+    assert "`cli` extra" in run.stderr and run.stdout == ""
+    client = redis.Redis.from_url(stack_env["REDIS_URL"])
+    try:
+        assert client.zcard("progressbar:owner:no-rich") == 0
+    finally:
+        client.close()
+    detached = flask(env, "start", "simulate", "--duration", "0.2", "--as", "no-rich", "--detach")
+    assert detached.returncode == 0 and len(detached.stdout.strip()) >= 22

@@ -146,6 +146,19 @@ def test_rate_is_steady_for_a_steady_task(clock: Clock, sink: Sink) -> None:
     assert sink.pushed[-1]["eta"] == pytest.approx(15.0)
 
 
+def test_rate_and_eta_are_asked_directly_and_their_smoothing_is_the_callers(
+    clock: Clock, sink: Sink
+) -> None:
+    p = reporter(clock, sink, total=10, smoothing=1.0, eta_min_samples=1, eta_min_elapsed=0)
+    assert p.rate() is None and p.eta(clock.now) is None
+    clock.tick(1)
+    p.update(1)
+    clock.tick(1)
+    p.update(4)  # smoothing 1.0: only the last step counts
+    assert p.rate() == pytest.approx(3.0)
+    assert p.eta(clock.now) == pytest.approx(2.0)
+
+
 def test_rate_follows_a_change_of_speed_smoothly(clock: Clock, sink: Sink) -> None:
     p = reporter(clock, sink, total=10_000)
     n = 0

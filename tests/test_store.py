@@ -88,7 +88,8 @@ def test_each_attempt_is_claimed_once_and_a_retry_keeps_the_bar_live(store: Stor
     task_id = new_task(store)
     assert store.claim(task_id, 0) == "claimed"
     store.write(task_id, running(task_id, 4))
-    waiting = store.retrying(task_id, "Attempt 1 did not finish; trying again in 2 s.", 2)
+    message = "Attempt 1 did not finish; trying again in 2 s."
+    waiting = store.retrying(task_id, running(task_id, 4, message=message, eta=None), 2)
     assert waiting is not None
     assert (waiting["state"], waiting["seq"], waiting["current"]) == ("running", 3, 4)
     assert waiting["message"].startswith("Attempt 1") and waiting["eta"] is None
@@ -101,11 +102,12 @@ def test_each_attempt_is_claimed_once_and_a_retry_keeps_the_bar_live(store: Stor
     assert store.claim(task_id, 1) == "claimed"
     assert store.claim(task_id, 1) == "taken"
     # A requeued message runs the same attempt again, once.
-    assert store.retrying(task_id, "Back in the queue.", 0, same_attempt=True) is not None
+    requeued = running(task_id, 4, message="Back in the queue.")
+    assert store.retrying(task_id, requeued, 0, same_attempt=True) is not None
     assert store.claim(task_id, 1) == "claimed"
     assert store.claim(task_id, 1) == "taken"
     store.write(task_id, running(task_id, 9, "succeeded", result=1))
-    assert store.retrying(task_id, "too late", 1) is None  # nothing follows the end
+    assert store.retrying(task_id, running(task_id, 4), 1) is None  # nothing follows the end
 
 
 def test_limit_counts_only_unfinished_tasks(store: Store) -> None:
@@ -241,17 +243,36 @@ def test_a_group_follows_its_parts_and_never_goes_back(store: Store) -> None:
     assert store.cancel(group_id)[0] == "finished"  # type: ignore[index]
 
 
+def test_a_requested_cancel_keeps_every_figure_exact(store: Store) -> None:
+    task_id = new_task(store)
+    big = {"current": 123456789012345, "total": 10**16, "message": "a/b \"quoted\""}
+    store.write(task_id, {**running(task_id), **big})
+    store.claim(task_id)
+    outcome = store.cancel(task_id)
+    assert outcome is not None and outcome[0] == "requested"
+    stored = store.get(task_id)
+    assert stored == outcome[1]
+    assert (stored["current"], stored["total"], stored["message"]) == (
+        big["current"], big["total"], big["message"]
+    )
+    assert stored["cancel_requested"] is True and stored["seq"] == 3
+
+
 def test_cancelling_a_group_cancels_every_unfinished_part(store: Store) -> None:
     group_id, (a, b, c) = new_group(store)
     store.write(a, running(a, 10, percent=10))
     store.write(b, running(b, 100, "succeeded", percent=100, result=2))
     outcome, snapshot = store.cancel(group_id)  # type: ignore[misc]
     assert outcome == "requested" and snapshot["state"] == "running"
+    # The group's bar says "cancelling" too, with a seq of its own, once.
+    assert snapshot["cancel_requested"] is True and snapshot == store.get(group_id)
+    assert store.cancel(group_id) == ("requested", snapshot)
     assert store.get(c)["state"] == "cancelled"  # type: ignore[index]
     assert written(store.write(a, running(a, 12, percent=12))) == (4, True)  # told to stop
     store.write(a, running(a, 12, "cancelled", percent=12))
     final = store.get(group_id)
     assert final is not None and final["state"] == "cancelled"
+    assert "cancel_requested" not in final
     assert store.create(
         secrets.token_urlsafe(8), "alice", queued_snapshot("x", "simulate", time.time())
     )  # the group freed its place

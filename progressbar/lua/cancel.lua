@@ -13,4 +13,11 @@ for _, part in ipairs(split(children)) do
 end
 local snapshot = redis.call('HGET', key, 'snapshot')
 if redis.call('HGET', key, 'state') == 'cancelled' then return {'cancelled', snapshot} end
+-- Parts still stopping: the group's bar says so too, once, with a seq of its own.
+if requested and not redis.call('HGET', key, 'cancel') then
+  redis.call('HSET', key, 'cancel', 1)
+  snapshot = with_cancel_requested(snapshot, redis.call('HINCRBY', key, 'seq', 1))
+  redis.call('HSET', key, 'snapshot', snapshot)
+  publish(id, snapshot)
+end
 return {requested and 'requested' or 'finished', snapshot}

@@ -56,6 +56,7 @@ local function aggregate(gid, ttl)
   local state = started and 'running' or 'queued'
   snapshot['error'] = nil
   if finished == n then
+    snapshot['cancel_requested'] = nil
     if counts['failed'] then
       state = 'failed'
       snapshot['error'] = counts['failed'] .. ' of ' .. n .. ' parts failed; ' .. first_error
@@ -108,6 +109,16 @@ end
 -- The owner's cancel of one task: {outcome, snapshot JSON}. A queued task
 -- ends `cancelled` at once; a running one is flagged for its reporter, and its
 -- snapshot says so (`cancel_requested`) from then on.
+-- A stored snapshot (JSON text) with its seq replaced and `cancel_requested`
+-- set. Edited as text: decoding and encoding it again would round its numbers
+-- (cjson keeps 14 digits) while the task is still live.
+local function with_cancel_requested(raw, seq)
+  local text = (string.gsub(raw, '"seq":%d+', '"seq":' .. seq, 1))
+  if not string.find(text, '"cancel_requested":true', 1, true) then
+    text = string.sub(text, 1, -2) .. ',"cancel_requested":true}'
+  end
+  return text
+end
 local function cancel(id, ttl, message)
   local key = task_key(id)
   local state = redis.call('HGET', key, 'state')
@@ -122,10 +133,8 @@ local function cancel(id, ttl, message)
     return {'requested', redis.call('HGET', key, 'snapshot')}  -- asked before
   end
   redis.call('HSET', key, 'cancel', 1)
-  local snapshot = cjson.decode(redis.call('HGET', key, 'snapshot'))
-  snapshot['seq'] = redis.call('HINCRBY', key, 'seq', 1)
-  snapshot['cancel_requested'] = true
-  local encoded = cjson.encode(snapshot)
+  local seq = redis.call('HINCRBY', key, 'seq', 1)
+  local encoded = with_cancel_requested(redis.call('HGET', key, 'snapshot'), seq)
   redis.call('HSET', key, 'snapshot', encoded)
   publish(id, encoded)
   return {'requested', encoded}

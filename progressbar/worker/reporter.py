@@ -51,6 +51,9 @@ class Progress:
         total: float | None = None,
         interval: float = 0.1,
         heartbeat_interval: float = 0.5,
+        smoothing: float = 0.3,
+        eta_min_samples: int = 2,
+        eta_min_elapsed: float = 1.0,
         created_at: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -66,7 +69,6 @@ class Progress:
         self.state = "running"
         self.interval = interval
         self._publish = publish
-        self._heartbeat = heartbeat
         self.heartbeat_interval = heartbeat_interval
         self.cancel_requested = False
         self._sleep = sleep
@@ -75,14 +77,13 @@ class Progress:
         self._wall = wall_clock
         self._started = clock()
         self.created_at = created_at if created_at is not None else wall_clock()
-        self._rate = Rate(self._started)
+        self._rate = Rate(self._started, smoothing, eta_min_samples, eta_min_elapsed)
         # -inf: the first update is always pushed.
         self._last_push = float("-inf")
-        self._last_beat = float("-inf")
         # A state held back by coalescing, not pushed yet.
         self.dirty = False
         self._lock = threading.Lock()
-        self._flusher = Flusher(self)
+        self._flusher = Flusher(self, heartbeat)
         self._autoflush = autoflush
         self.last_snapshot: dict[str, Any] | None = None
 
@@ -161,11 +162,14 @@ class Progress:
         if self._autoflush:
             self._flusher.start()
 
-    def stop_reporting(self) -> None:
-        """Push nothing more: another attempt of the task reports from now on."""
+    def hand_over(self, message: str) -> dict[str, Any]:
+        """Push nothing more: another attempt of the task reports from now on.
+        Returns what the bar shows meanwhile: this attempt's progress, `message`."""
         self._flusher.stop()
         with self._lock:  # after a push under way, if any
+            snapshot = {**self.snapshot(self.clock()), "message": message, "eta": None}
             self.state = "handed over"
+        return snapshot
 
     def finish(
         self, state: str, result: Any = None, error: str | None = None, message: str | None = None
@@ -205,13 +209,18 @@ class Progress:
             if self.state == "running":
                 self._push(self.clock(), {})
 
-    def window_end(self) -> float:
-        """When the window of the last push closes."""
-        return self._last_push + self.interval
+    @property
+    def last_push(self) -> float:
+        """When the window of the last push opened (monotonic clock)."""
+        return self._last_push
 
-    def heartbeat_due(self) -> bool:
-        quiet_since = max(self._last_push, self._last_beat)
-        return self._heartbeat is not None and self.clock() - quiet_since >= self.heartbeat_interval
+    def rate(self) -> float | None:
+        """Smoothed units per second, or None before the first sample."""
+        return self._rate.per_second()
+
+    def eta(self, now: float) -> float | None:
+        """Seconds left, once there is a total and enough samples to mean something."""
+        return self._rate.eta(self.current, self.total, now)
 
     def _window_start(self, now: float) -> float:
         """Where the window of a push at `now` starts.
@@ -224,16 +233,6 @@ class Progress:
         """
         on_grid = self._last_push + self.interval
         return on_grid if 0 <= now - on_grid < self.interval / 10 else now
-
-    def beat(self) -> None:
-        """Proof of life between pushes; it also learns of a cancel."""
-        assert self._heartbeat is not None
-        try:
-            if self._heartbeat(self.task_id):
-                self.cancel_requested = True
-        except Exception:
-            log.warning("heartbeat failed", exc_info=True, extra=logs.task_extra(self.task_id))
-        self._last_beat = self.clock()
 
     def _push(
         self, now: float, extra: dict[str, Any], raise_errors: bool = False
@@ -270,8 +269,8 @@ class Progress:
             current=self.current,
             total=self.total,
             message=self.message,
-            rate=self._rate.per_second(),
-            eta=self._rate.eta(self.current, self.total, now) if running else None,
+            rate=self.rate(),
+            eta=self.eta(now) if running else None,
             elapsed=now - self._started,
             created_at=self.created_at,
             updated_at=self._wall(),

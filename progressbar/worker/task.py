@@ -53,6 +53,10 @@ class ProgressTask(Task):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         context = context_of(self.app)
         if context is None:
+            if self._sent_by_start():
+                # A pool started in a way that lost the app's binding (spawn):
+                # the task runs, but its bar cannot follow it.
+                log.warning("sent by start, but no progressbar app here: not tracked")
             return self.run(*args, **kwargs)
         with context.flask_app.app_context():
             if not self._sent_by_start():
@@ -82,18 +86,14 @@ class ProgressTask(Task):
             return None
         except Retry as retry:
             # Celery has queued the next attempt: the bar shows where this
-            # one got to, then waits for it.
-            if progress.dirty:
-                progress.flush()
-            progress.stop_reporting()
+            # one got to, and why, while it waits.
             message, wait = retry_message(retry, attempt + 1)
-            context.store.retrying(self.request.id, message, wait)
+            context.store.retrying(self.request.id, progress.hand_over(message), wait)
             raise
         except Reject as reject:
-            progress.stop_reporting()
             if reject.requeue:
-                message = "Its worker put it back in the queue; it runs again."
-                context.store.retrying(self.request.id, message, 0, same_attempt=True)
+                waiting = progress.hand_over("Its worker put it back in the queue; it runs again.")
+                context.store.retrying(self.request.id, waiting, 0, same_attempt=True)
             else:
                 progress.finish("failed", error="Its worker rejected it.")
             raise
