@@ -37,6 +37,7 @@ from tests.stack import (
 )
 
 HOSTAPP = ROOT / "tests" / "hostapp"
+DIST_INFO = f"flask_progressbar-{progressbar.__version__}.dist-info"
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=True,
         cwd=source,
     )
-    (found,) = out.glob("progressbar-*.whl")
+    (found,) = out.glob("flask_progressbar-*.whl")
     return found
 
 
@@ -128,9 +129,10 @@ def test_the_wheel_holds_the_library_with_its_metadata_and_browser_client(
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         meta = Parser().parsestr(
-            archive.read(f"progressbar-{progressbar.__version__}.dist-info/METADATA").decode()
+            archive.read(f"{DIST_INFO}/METADATA").decode()
         )
-    assert meta["Name"] == "progressbar"
+    # Installed as flask-progressbar (a name free on PyPI), imported as progressbar.
+    assert meta["Name"] == "flask-progressbar"
     assert meta["Version"] == progressbar.__version__
     requires = " ".join(meta.get_all("Requires-Dist") or [])
     for dependency in ("Flask", "Flask-SocketIO", "python-socketio", "celery", "redis"):
@@ -142,14 +144,14 @@ def test_the_wheel_holds_the_library_with_its_metadata_and_browser_client(
     assert {"progressbar/web/namespace.py", "progressbar/worker/task.py"} <= names
     assert "progressbar/lua/write.lua" in names
     assert meta["License-Expression"] == "MIT"
-    assert f"progressbar-{progressbar.__version__}.dist-info/licenses/LICENSE" in names
+    assert f"{DIST_INFO}/licenses/LICENSE" in names
     # rich only for the terminal watcher, as an extra.
     always = [r for r in meta.get_all("Requires-Dist") or [] if "extra ==" not in r]
     assert not [r for r in always if r.startswith("rich")]
     # The library alone: no demo, no tests.
     assert {name.split("/")[0] for name in names} == {
         "progressbar",
-        f"progressbar-{progressbar.__version__}.dist-info",
+        DIST_INFO,
     }
     where = subprocess.run(
         [sys.executable, "-c", "import progressbar; print(progressbar.__file__)"],
