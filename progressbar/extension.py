@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+import socketio as socketio_pkg
 from celery.canvas import Signature
 from celery.canvas import group as celery_group
 from flask import Flask, has_request_context
@@ -37,6 +38,26 @@ def _eventlet_patched() -> bool:
     return bool(patcher and patcher.is_monkey_patched("socket"))
 
 
+def hosted_channel(socketio: SocketIO, redis_url: str) -> str:
+    """The pub/sub channel of an app's own Socket.IO server, which must carry
+    the store's pushes: refused at start-up when it cannot."""
+    server = getattr(socketio, "server", None)
+    if server is None:
+        raise RuntimeError("bind your SocketIO to the app (socketio.init_app) before progressbar")
+    manager = server.manager
+    if not isinstance(manager, socketio_pkg.RedisManager):
+        raise RuntimeError(
+            "progressbar pushes through Redis: give your SocketIO "
+            f"message_queue={redis_url!r} (it has no Redis message queue)"
+        )
+    if manager.redis_url != redis_url:
+        raise RuntimeError(
+            f"your SocketIO's message queue ({manager.redis_url}) is not progressbar's "
+            f"Redis ({redis_url}): pushes would never reach its clients"
+        )
+    return str(manager.channel)
+
+
 class ProgressBar:
     """Live progress bars for an app's Celery tasks.
 
@@ -56,16 +77,35 @@ class ProgressBar:
         if app is not None:
             self.init_app(app)
 
-    def init_app(self, app: Flask, celery_config: dict[str, Any] | None = None) -> None:
-        """Bind to `app`; `celery_config` adds to (or overrides) the Celery settings."""
+    def init_app(
+        self,
+        app: Flask,
+        celery_config: dict[str, Any] | None = None,
+        *,
+        socketio: SocketIO | None = None,
+    ) -> None:
+        """Bind to `app`; `celery_config` adds to (or overrides) the Celery settings.
+
+        With `socketio`, the app's own Flask-SocketIO server (already bound to
+        `app`, with its message queue on the same Redis as REDIS_URL), the
+        `/progress` namespace is added to it instead of to a server of the
+        extension's; its channel carries the pushes.
+        """
         settings = Settings.from_config(app.config)
         transports = list(settings.socketio_transports)
+        channel = settings.socketio_channel
+        if socketio is not None:
+            channel = hosted_channel(socketio, settings.redis_url)
+            transports = list(getattr(socketio.server.eio, "transports", transports))
+            if socketio is not self.socketio:
+                self.socketio = socketio
+                socketio.on_namespace(ProgressNamespace(NAMESPACE))
         store = Store(
             connect(settings.redis_url, settings.redis_max_connections),
             ttl=settings.task_ttl,
             heartbeat_timeout=settings.lost_timeout,
             max_active=settings.max_active_tasks,
-            channel=settings.socketio_channel,
+            channel=channel,
         )
         celery_app = celery_init_app(app.name, settings, ProgressTask, celery_config)
         bind(celery_app, WorkerContext(app, store, settings))
@@ -80,16 +120,17 @@ class ProgressBar:
             celery=celery_app,
             extension=self,
         )
-        self.socketio.init_app(
-            app,
-            async_mode=settings.socketio_async_mode
-            or ("eventlet" if _eventlet_patched() else "threading"),
-            message_queue=settings.redis_url,
-            client_manager=queue_manager(settings, store),
-            cors_allowed_origins=list(settings.allowed_origins) or None,
-            max_http_buffer_size=64 * 1024,
-            transports=transports,
-        )
+        if socketio is None:
+            self.socketio.init_app(
+                app,
+                async_mode=settings.socketio_async_mode
+                or ("eventlet" if _eventlet_patched() else "threading"),
+                message_queue=settings.redis_url,
+                client_manager=queue_manager(settings, store),
+                cors_allowed_origins=list(settings.allowed_origins) or None,
+                max_http_buffer_size=64 * 1024,
+                transports=transports,
+            )
         # For pages: `new ProgressClient({transports: {{ progressbar_transports()|tojson }}})`.
         app.add_template_global(lambda: transports, "progressbar_transports")
 

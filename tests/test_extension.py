@@ -174,3 +174,32 @@ def test_a_host_keeps_its_own_api_blueprint_and_may_move_ours() -> None:
     bad.config["PROGRESSBAR_API_URL_PREFIX"] = "api/"
     with pytest.raises(ValueError, match="PROGRESSBAR_API_URL_PREFIX"):
         ProgressBar(bad)
+
+
+def test_an_apps_own_socketio_must_queue_on_progressbars_redis() -> None:
+    from flask_socketio import SocketIO
+
+    bare = Flask("bare")
+    bare.config["SECRET_KEY"] = "x"
+    unbound = SocketIO()
+    with pytest.raises(RuntimeError, match="init_app"):
+        ProgressBar().init_app(bare, socketio=unbound)
+    no_queue = SocketIO(bare, async_mode="threading")
+    with pytest.raises(RuntimeError, match="message_queue"):
+        ProgressBar().init_app(bare, socketio=no_queue)
+
+    other = Flask("other")
+    other.config["SECRET_KEY"] = "x"
+    elsewhere = SocketIO(other, async_mode="threading", message_queue="redis://127.0.0.1:1/5")
+    with pytest.raises(RuntimeError, match="not progressbar's"):
+        ProgressBar().init_app(other, socketio=elsewhere)
+
+    host = Flask("host")
+    host.config.update(SECRET_KEY="x", PROGRESSBAR_REDIS_URL="redis://127.0.0.1:1/5")
+    own = SocketIO(
+        host, async_mode="threading", message_queue="redis://127.0.0.1:1/5", channel="host-channel"
+    )
+    progress_bars = ProgressBar()
+    progress_bars.init_app(host, socketio=own)
+    assert progress_bars.socketio is own and "/progress" in own.server.namespace_handlers
+    assert state(host).store.channel == "host-channel"

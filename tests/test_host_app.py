@@ -301,6 +301,19 @@ def test_a_group_built_in_code_is_one_monotonic_bar(host: str, client_of) -> Non
     assert percents == sorted(percents)
 
 
+def test_the_hosts_own_socketio_server_serves_its_event_and_the_bars(host: str, client_of) -> None:
+    own = socketio.Client(reconnection=False)
+    own.connect(host, namespaces=["/host"], transports=["websocket"], wait_timeout=5)
+    try:
+        assert own.call("hello", "ann", namespace="/host", timeout=5) == "hello ann"
+    finally:
+        own.disconnect()
+    ann = client_of("ann")  # /progress on the same server
+    final = ann.wait_terminal(ann.start("thumbnails", images=3, seconds_each=0.01)["task_id"])
+    assert final["state"] == "succeeded"
+    assert len(ann.pushes_for(final["task_id"])) >= 2  # pushed on the host's channel
+
+
 def test_nobody_signed_in_is_refused_over_socketio_and_http(host: str) -> None:
     client = socketio.Client(reconnection=False)
     refusals: list[object] = []

@@ -1,5 +1,6 @@
 """A second, minimal app that adopts progressbar through its public API alone:
-its own task kind, its own identities (a signed-in name), its own page."""
+its own task kind, its own identities (a signed-in name), its own page, its
+own Socket.IO server with an event of its own, views that start tasks."""
 
 from __future__ import annotations
 
@@ -10,10 +11,17 @@ from pathlib import Path
 
 from celery import group
 from flask import Flask, abort, redirect, render_template, request, session
+from flask_socketio import SocketIO
 
 from progressbar import ProgressBar
 
+socketio = SocketIO()
 progress_bars = ProgressBar()
+
+
+@socketio.on("hello", namespace="/host")
+def hello(name: str) -> str:
+    return f"hello {name}"
 
 
 @progress_bars.identity_loader
@@ -28,7 +36,11 @@ def create_app() -> Flask:
         PROGRESSBAR_REDIS_URL=os.environ["REDIS_URL"],
         PROGRESSBAR_WORKER_CONCURRENCY=2,
     )
-    progress_bars.init_app(app)
+    # The app's own Socket.IO server, on its own channel of the same Redis.
+    socketio.init_app(
+        app, async_mode="threading", message_queue=os.environ["REDIS_URL"], channel="hostapp"
+    )
+    progress_bars.init_app(app, socketio=socketio)
 
     from . import tasks  # noqa: F401  registers the "thumbnails" kind
 
