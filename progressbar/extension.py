@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import socketio as socketio_pkg
+from celery import Celery
 from celery.canvas import Signature
 from celery.canvas import group as celery_group
-from flask import Flask, has_request_context
+from flask import Flask, current_app, has_request_context
 from flask_socketio import SocketIO
 
 from . import service
@@ -27,7 +28,7 @@ from .web.message_queue import queue_manager
 from .web.namespace import ProgressNamespace
 from .worker import signals as worker_signals
 from .worker.context import WorkerContext, bind
-from .worker.task import ProgressTask
+from .worker.task import ProgressTask, track
 
 T = TypeVar("T")
 
@@ -74,6 +75,9 @@ class ProgressBar:
         self.socketio = SocketIO()
         self.socketio.on_namespace(ProgressNamespace(NAMESPACE))
         self._identity: Callable[[], str | None] = session_identity
+        # Apps' own Celery apps, whose tracked tasks get ProgressTask's protocol.
+        self._host_celery: list[Celery] = []
+        self._tracked: list[Any] = []
         if app is not None:
             self.init_app(app)
 
@@ -83,6 +87,7 @@ class ProgressBar:
         celery_config: dict[str, Any] | None = None,
         *,
         socketio: SocketIO | None = None,
+        celery: Celery | None = None,
     ) -> None:
         """Bind to `app`; `celery_config` adds to (or overrides) the Celery settings.
 
@@ -90,6 +95,11 @@ class ProgressBar:
         `app`, with its message queue on the same Redis as REDIS_URL), the
         `/progress` namespace is added to it instead of to a server of the
         extension's; its channel carries the pushes.
+
+        With `celery`, or when `app.extensions["celery"]` exists, the app's own
+        Celery app is used as it is: its configuration and task class are
+        left alone, and only tracked tasks (kinds, and tasks marked with
+        `tracked`) run with a reporter.
         """
         settings = Settings.from_config(app.config)
         transports = list(settings.socketio_transports)
@@ -107,11 +117,19 @@ class ProgressBar:
             max_active=settings.max_active_tasks,
             channel=channel,
         )
-        celery_app = celery_init_app(app.name, settings, ProgressTask, celery_config)
+        celery_app = celery or app.extensions.get("celery")
+        if celery_app is None:
+            celery_app = celery_init_app(app.name, settings, ProgressTask, celery_config)
+            celery_app.set_default()
+            app.extensions["celery"] = celery_app
+        else:
+            if celery_config:
+                raise TypeError("celery_config is for the extension's own Celery app")
+            self._host_celery.append(celery_app)
+            for task in [*(k.task for k in self.kinds if k.parts_of is None), *self._tracked]:
+                self._track(celery_app, task)
         bind(celery_app, WorkerContext(app, store, settings))
         worker_signals.connect()
-        celery_app.set_default()
-        app.extensions["celery"] = celery_app
         app.extensions[EXTENSION] = State(
             settings=settings,
             store=store,
@@ -174,7 +192,29 @@ class ProgressBar:
 
     def add_kind(self, kind: Kind) -> Kind:
         """Offer `kind` to clients: `start` with its name runs its task."""
-        return self.kinds.add(kind)
+        self.kinds.add(kind)
+        if kind.parts_of is None:
+            for celery_app in self._host_celery:
+                self._track(celery_app, kind.task)
+        return kind
+
+    def tracked(self, task: T) -> T:
+        """Decorator over a task of the app's own Celery app that server code
+        starts with `start()` without offering it to clients as a kind."""
+        self._tracked.append(task)
+        for celery_app in self._host_celery:
+            self._track(celery_app, task)
+        return task
+
+    @staticmethod
+    def _track(celery_app: Celery, task: Any) -> None:
+        if isinstance(task, str):
+            task = celery_app.tasks.get(task)
+            if task is None:
+                return  # registered later, by name: checked when started
+        elif hasattr(task, "_get_current_object"):  # a shared_task proxy
+            task = task._get_current_object()
+        track(task)
 
     def kind(
         self,
@@ -246,6 +286,14 @@ class ProgressBar:
             kwargs = {**task.kwargs, **(kwargs or {})}
             task = task.task
         name = task if isinstance(task, str) else str(task.name)
+        known = current_app.extensions["celery"].tasks.get(name)
+        if known is not None and not isinstance(known, ProgressTask):
+            # Its worker would run it without a reporter: the bar would wait
+            # until judged lost. Refused now instead.
+            raise TypeError(
+                f"{name} is not tracked: make it a kind, or decorate it with "
+                "@progress_bars.tracked"
+            )
         label = next((k.name for k in self.kinds if k.task and k.task_name == name), name)
         return service.Message(name, dict(kwargs or {}), args, kind=label)
 

@@ -8,7 +8,7 @@ from flask import Flask
 from itsdangerous import URLSafeSerializer
 
 from demo import create_app
-from progressbar import Param, ProgressBar, progress
+from progressbar import Kind, Param, ProgressBar, progress
 from progressbar.state import state
 from tests.stack import page_transports
 
@@ -203,3 +203,49 @@ def test_an_apps_own_socketio_must_queue_on_progressbars_redis() -> None:
     progress_bars.init_app(host, socketio=own)
     assert progress_bars.socketio is own and "/progress" in own.server.namespace_handlers
     assert state(host).store.channel == "host-channel"
+
+
+def test_an_apps_own_celery_is_used_as_it_is_and_only_tracked_tasks_change() -> None:
+    from celery import Celery
+
+    from progressbar.worker.task import ProgressTask
+
+    app = Flask("host")
+    app.config.update(SECRET_KEY="x", PROGRESSBAR_REDIS_URL="redis://127.0.0.1:1/5")
+
+    class FlaskTask(Task):
+        def __call__(self, *args: object, **kwargs: object) -> object:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery = Celery("host", task_cls=FlaskTask, broker="redis://127.0.0.1:1/5")
+    celery.conf.update(task_ignore_result=False, worker_prefetch_multiplier=4)
+    app.extensions["celery"] = celery
+    progress_bars = ProgressBar()
+
+    @celery.task(bind=True)
+    def resize(self: Task) -> int:
+        with progress(self, total=1) as p:
+            p.update(1)
+        return 1
+
+    @celery.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    progress_bars.add_kind(Kind("resize", task=resize))  # before init_app
+    progress_bars.init_app(app)
+
+    @progress_bars.tracked
+    @celery.task(bind=True)
+    def convert(self: Task) -> str:
+        return "done"
+
+    assert app.extensions["celery"] is celery and state(app).celery is celery
+    assert celery.conf.worker_prefetch_multiplier == 4 and celery.conf.task_ignore_result is False
+    assert isinstance(resize, ProgressTask) and isinstance(resize, FlaskTask)
+    assert isinstance(convert, ProgressTask)
+    assert not isinstance(add, ProgressTask) and isinstance(add, FlaskTask)
+    assert add(2, 3) == 5 and resize() == 1  # called directly: they run as before
+    with app.test_request_context(), pytest.raises(TypeError, match="not tracked"):
+        progress_bars.start(add.s(2, 3))

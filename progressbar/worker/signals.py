@@ -26,6 +26,7 @@ from celery.signals import task_failure, task_received, worker_process_init, wor
 from .. import logs
 from ..store import Store
 from .context import context_of
+from .task import ProgressTask
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,8 @@ def watch_reserved(sender: Any = None, request: Any = None, **_: Any) -> None:
     # From now on the task is watched: if this worker dies before running
     # it, it is reported lost instead of waiting as queued forever.
     context = context_of(getattr(sender, "app", None))
-    if context is None or request is None:
-        return
+    if context is None or not isinstance(getattr(request, "task", None), ProgressTask):
+        return  # not a tracked task: nothing to watch
     try:
         context.store.heartbeat(request.id)
     except Exception:

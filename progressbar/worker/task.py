@@ -5,7 +5,9 @@ bars are pushed, however its body ends."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from celery import Task
@@ -47,8 +49,37 @@ def retry_message(retry: Retry, attempt: int) -> tuple[str, float]:
     return f"Attempt {attempt} did not finish{why}; trying again {later}.", wait
 
 
+def track(task: Task) -> Task:
+    """Make `task`, of an app's own Celery and task class, run as a tracked
+    task: its class gets ProgressTask's protocol in front of its own, and no
+    other task changes. A task already tracked is left as it is."""
+    cls = type(task)
+    if not issubclass(cls, ProgressTask):
+        task.__class__ = type(
+            cls.__name__,
+            (ProgressTask, cls),
+            {"__module__": cls.__module__, "__qualname__": cls.__qualname__},
+        )
+    return task
+
+
+@cache
+def _own_call(cls: type) -> Callable[..., Any] | None:
+    """The `__call__` of the app's own task class behind ProgressTask (a
+    FlaskTask entering its app context, say); None for Celery's plain one."""
+    mro = cls.__mro__
+    for base in mro[mro.index(ProgressTask) + 1 :]:
+        if "__call__" in base.__dict__:
+            return None if base is Task else base.__dict__["__call__"]  # type: ignore[no-any-return]
+    return None
+
+
 class ProgressTask(Task):
     """Runs in the app's context; with a reporter when `start` sent it."""
+
+    def _body(self, *args: Any, **kwargs: Any) -> Any:
+        call = _own_call(type(self))  # type: ignore[arg-type]
+        return self.run(*args, **kwargs) if call is None else call(self, *args, **kwargs)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         context = context_of(self.app)
@@ -57,13 +88,13 @@ class ProgressTask(Task):
                 # A pool started in a way that lost the app's binding (spawn):
                 # the task runs, but its bar cannot follow it.
                 log.warning("sent by start, but no progressbar app here: not tracked")
-            return self.run(*args, **kwargs)
+            return self._body(*args, **kwargs)
         with context.flask_app.app_context():
             if not self._sent_by_start():
                 # Called directly, or sent by other code than ours: it runs
                 # plainly, without a word to Redis, and its `progress(self)`
                 # reports to nobody.
-                return self.run(*args, **kwargs)
+                return self._body(*args, **kwargs)
             return self._run_tracked(context, args, kwargs)
 
     def _run_tracked(self, context: WorkerContext, args: Any, kwargs: Any) -> Any:
@@ -80,7 +111,7 @@ class ProgressTask(Task):
         # The body's `progress(self, total=...)` makes the first push.
         progress.start(push=False)
         try:
-            result = self.run(*args, **kwargs)
+            result = self._body(*args, **kwargs)
         except TaskCancelled:
             progress.finish("cancelled", error=None)
             return None

@@ -9,7 +9,7 @@ import secrets
 import tempfile
 from pathlib import Path
 
-from celery import group
+from celery import Celery, Task, group
 from flask import Flask, abort, redirect, render_template, request, session
 from flask_socketio import SocketIO
 
@@ -29,13 +29,33 @@ def signed_in_user() -> str | None:
     return session.get("user")
 
 
+def celery_init_app(app: Flask) -> Celery:
+    """The app's own Celery, as Flask's documentation writes it."""
+
+    class FlaskTask(Task):
+        def __call__(self, *args: object, **kwargs: object) -> object:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app.config_from_object(app.config["CELERY"])
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+    return celery_app
+
+
 def create_app() -> Flask:
     app = Flask(__name__)
     app.config.from_mapping(
         SECRET_KEY=os.environ["SECRET_KEY"],
         PROGRESSBAR_REDIS_URL=os.environ["REDIS_URL"],
-        PROGRESSBAR_WORKER_CONCURRENCY=2,
+        CELERY={
+            "broker_url": os.environ["REDIS_URL"],
+            "result_backend": os.environ["REDIS_URL"],
+            "worker_concurrency": 2,
+        },
     )
+    celery_init_app(app)
     # The app's own Socket.IO server, on its own channel of the same Redis.
     socketio.init_app(
         app, async_mode="threading", message_queue=os.environ["REDIS_URL"], channel="hostapp"

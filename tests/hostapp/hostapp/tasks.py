@@ -69,6 +69,7 @@ def add(x: int, y: int) -> int:
     return x + y
 
 
+@progress_bars.tracked
 @shared_task(bind=True)
 def convert(self, path: str, options: dict) -> dict:  # type: ignore[no-untyped-def]
     """Started by the host's view, not by clients: no kind, server-chosen arguments."""
