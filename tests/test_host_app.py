@@ -314,6 +314,13 @@ def test_the_hosts_own_socketio_server_serves_its_event_and_the_bars(host: str, 
     assert len(ann.pushes_for(final["task_id"])) >= 2  # pushed on the host's channel
 
 
+def test_the_hosts_own_api_blueprint_and_public_pages_are_left_alone(host: str) -> None:
+    assert requests.get(f"{host}/api/about", timeout=5).json() == {"app": "hostapp"}
+    about = requests.get(f"{host}/about", timeout=5)
+    assert about.status_code == 200
+    assert "Set-Cookie" not in about.headers and "Cookie" not in about.headers.get("Vary", "")
+
+
 def test_nobody_signed_in_is_refused_over_socketio_and_http(host: str) -> None:
     client = socketio.Client(reconnection=False)
     refusals: list[object] = []

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from celery import Celery, Task, group
-from flask import Flask, abort, redirect, render_template, request, session
+from flask import Blueprint, Flask, abort, redirect, render_template, request, session
 from flask_socketio import SocketIO
 
 from progressbar import ProgressBar
@@ -27,6 +27,15 @@ def hello(name: str) -> str:
 @progress_bars.identity_loader
 def signed_in_user() -> str | None:
     return session.get("user")
+
+
+# The app's own `api` blueprint: the extension's is named so as not to clash.
+api = Blueprint("api", __name__, url_prefix="/api")
+
+
+@api.get("/about")
+def about_api() -> dict[str, str]:
+    return {"app": "hostapp"}
 
 
 def celery_init_app(app: Flask) -> Celery:
@@ -63,6 +72,13 @@ def create_app() -> Flask:
     progress_bars.init_app(app, socketio=socketio)
 
     from . import tasks  # noqa: F401  registers the "thumbnails" kind
+
+    app.register_blueprint(api)
+
+    @app.get("/about")
+    def about() -> str:
+        # A public page, which shared caches may keep: no cookie of ours on it.
+        return "<!doctype html><title>About</title><p>Thumbnails, made for you.</p>"
 
     @app.get("/")
     def page() -> str:
