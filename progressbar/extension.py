@@ -7,7 +7,6 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-import socketio as socketio_pkg
 from celery import Celery
 from celery.canvas import Signature
 from celery.canvas import group as celery_group
@@ -24,7 +23,7 @@ from .state import EXTENSION, State
 from .store import Store, connect
 from .web import api, serve, views
 from .web.identity import current_identity, session_identity
-from .web.message_queue import queue_manager
+from .web.message_queue import hosted_channel, queue_manager
 from .web.namespace import ProgressNamespace
 from .worker import signals as worker_signals
 from .worker.context import WorkerContext, bind
@@ -37,26 +36,6 @@ def _eventlet_patched() -> bool:
     # Look without importing: only a web entry point may bring eventlet in.
     patcher = sys.modules.get("eventlet.patcher")
     return bool(patcher and patcher.is_monkey_patched("socket"))
-
-
-def hosted_channel(socketio: SocketIO, redis_url: str) -> str:
-    """The pub/sub channel of an app's own Socket.IO server, which must carry
-    the store's pushes: refused at start-up when it cannot."""
-    server = getattr(socketio, "server", None)
-    if server is None:
-        raise RuntimeError("bind your SocketIO to the app (socketio.init_app) before progressbar")
-    manager = server.manager
-    if not isinstance(manager, socketio_pkg.RedisManager):
-        raise RuntimeError(
-            "progressbar pushes through Redis: give your SocketIO "
-            f"message_queue={redis_url!r} (it has no Redis message queue)"
-        )
-    if manager.redis_url != redis_url:
-        raise RuntimeError(
-            f"your SocketIO's message queue ({manager.redis_url}) is not progressbar's "
-            f"Redis ({redis_url}): pushes would never reach its clients"
-        )
-    return str(manager.channel)
 
 
 class ProgressBar:
@@ -127,7 +106,7 @@ class ProgressBar:
                 raise TypeError("celery_config is for the extension's own Celery app")
             self._host_celery.append(celery_app)
             for task in [*(k.task for k in self.kinds if k.parts_of is None), *self._tracked]:
-                self._track(celery_app, task)
+                track(celery_app, task)
         bind(celery_app, WorkerContext(app, store, settings))
         worker_signals.connect()
         app.extensions[EXTENSION] = State(
@@ -195,7 +174,7 @@ class ProgressBar:
         self.kinds.add(kind)
         if kind.parts_of is None:
             for celery_app in self._host_celery:
-                self._track(celery_app, kind.task)
+                track(celery_app, kind.task)
         return kind
 
     def tracked(self, task: T) -> T:
@@ -203,18 +182,9 @@ class ProgressBar:
         starts with `start()` without offering it to clients as a kind."""
         self._tracked.append(task)
         for celery_app in self._host_celery:
-            self._track(celery_app, task)
+            track(celery_app, task)
         return task
 
-    @staticmethod
-    def _track(celery_app: Celery, task: Any) -> None:
-        if isinstance(task, str):
-            task = celery_app.tasks.get(task)
-            if task is None:
-                return  # registered later, by name: checked when started
-        elif hasattr(task, "_get_current_object"):  # a shared_task proxy
-            task = task._get_current_object()
-        track(task)
 
     def kind(
         self,

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import socketio
+from flask_socketio import SocketIO
 
 from ..messages import NAMESPACE
 from ..settings import Settings
@@ -89,3 +90,23 @@ def queue_manager(settings: Settings, store: Store) -> ResilientRedisManager:
     )
     manager.on_reconnect = lambda: resync(manager, store)
     return manager
+
+
+def hosted_channel(host_socketio: SocketIO, redis_url: str) -> str:
+    """The pub/sub channel of an app's own Socket.IO server, which must carry
+    the store's pushes: refused at start-up when it cannot."""
+    server = getattr(host_socketio, "server", None)
+    if server is None:
+        raise RuntimeError("bind your SocketIO to the app (socketio.init_app) before progressbar")
+    manager = server.manager
+    if not isinstance(manager, socketio.RedisManager):
+        raise RuntimeError(
+            "progressbar pushes through Redis: give your SocketIO "
+            f"message_queue={redis_url!r} (it has no Redis message queue)"
+        )
+    if manager.redis_url != redis_url:
+        raise RuntimeError(
+            f"your SocketIO's message queue ({manager.redis_url}) is not progressbar's "
+            f"Redis ({redis_url}): pushes would never reach its clients"
+        )
+    return str(manager.channel)

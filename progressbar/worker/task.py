@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from celery import Task
+from celery import Celery, Task
 from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded
 
 from .. import logs
@@ -49,10 +49,17 @@ def retry_message(retry: Retry, attempt: int) -> tuple[str, float]:
     return f"Attempt {attempt} did not finish{why}; trying again {later}.", wait
 
 
-def track(task: Task) -> Task:
-    """Make `task`, of an app's own Celery and task class, run as a tracked
-    task: its class gets ProgressTask's protocol in front of its own, and no
-    other task changes. A task already tracked is left as it is."""
+def track(celery_app: Celery, task: Any) -> None:
+    """Make `task` (a task, its name or a shared_task proxy), of an app's own
+    Celery app and task class, run as a tracked task: its class gets
+    ProgressTask's protocol in front of its own, and no other task changes. A
+    task already tracked is left as it is."""
+    if isinstance(task, str):
+        task = celery_app.tasks.get(task)
+        if task is None:
+            return  # registered later, by name: checked when started
+    elif hasattr(task, "_get_current_object"):  # a shared_task proxy
+        task = task._get_current_object()
     cls = type(task)
     if not issubclass(cls, ProgressTask):
         task.__class__ = type(
@@ -60,7 +67,6 @@ def track(task: Task) -> Task:
             (ProgressTask, cls),
             {"__module__": cls.__module__, "__qualname__": cls.__qualname__},
         )
-    return task
 
 
 @cache
