@@ -32,10 +32,16 @@ from .worker.task import ProgressTask, track
 T = TypeVar("T")
 
 
-def _eventlet_patched() -> bool:
-    # Look without importing: only a web entry point may bring eventlet in.
-    patcher = sys.modules.get("eventlet.patcher")
-    return bool(patcher and patcher.is_monkey_patched("socket"))
+def _default_async_mode() -> str:
+    """The async mode the process was made for, looked at without importing:
+    only a web entry point (or gunicorn's worker) brings eventlet or gevent in."""
+    eventlet = sys.modules.get("eventlet.patcher")
+    if eventlet and eventlet.is_monkey_patched("socket"):
+        return "eventlet"
+    gevent = sys.modules.get("gevent.monkey")
+    if gevent and gevent.is_module_patched("socket"):
+        return "gevent"
+    return "threading"
 
 
 class ProgressBar:
@@ -120,8 +126,7 @@ class ProgressBar:
         if socketio is None:
             self.socketio.init_app(
                 app,
-                async_mode=settings.socketio_async_mode
-                or ("eventlet" if _eventlet_patched() else "threading"),
+                async_mode=settings.socketio_async_mode or _default_async_mode(),
                 message_queue=settings.redis_url,
                 client_manager=queue_manager(settings, store),
                 cors_allowed_origins=list(settings.allowed_origins) or None,
