@@ -228,10 +228,12 @@ def test_a_retry_keeps_the_bar_live_and_celery_keeps_the_result(
     assert host_celery.AsyncResult(task["task_id"]).get(timeout=10) == {"attempts": 2}
 
 
-def test_ignore_and_time_limits_end_the_bar_saying_so(client_of) -> None:
+def test_ignore_reject_and_time_limits_end_the_bar_saying_so(client_of) -> None:
     ann = client_of("ann")
     skipped = ann.wait_terminal(ann.start("skip")["task_id"], timeout=30)
     assert (skipped["state"], skipped["message"]) == ("cancelled", "Its worker skipped it.")
+    refused = ann.wait_terminal(ann.start("refuse")["task_id"], timeout=30)
+    assert (refused["state"], refused["error"]) == ("failed", "Its worker rejected it.")
     overrun = ann.wait_terminal(ann.start("overrun")["task_id"], timeout=30)
     assert overrun["state"] == "failed"
     assert overrun["error"] == "It ran past its time limit and was stopped."

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from celery import shared_task
-from celery.exceptions import Ignore
+from celery.exceptions import Ignore, Reject
 
 from progressbar import Param, TaskError, progress
 
@@ -53,6 +53,14 @@ def skip(self):  # type: ignore[no-untyped-def]
     with progress(self, total=3) as p:
         p.update(1)
         raise Ignore()
+
+
+@progress_bars.kind("refuse", title="Refuse", hidden=True)
+@shared_task(bind=True)
+def refuse(self):  # type: ignore[no-untyped-def]
+    with progress(self, total=3) as p:
+        p.update(1)
+        raise Reject("unreadable input", requeue=False)
 
 
 @progress_bars.kind("overrun", title="Overrun", hidden=True)
