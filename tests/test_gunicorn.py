@@ -10,10 +10,8 @@ import pytest
 
 from tests.stack import ProgressClient, free_port, identity_cookie, start_web
 
-GUNICORN = [
-    sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "1",
-    "--worker-connections", "10000", "app:app",
-]  # fmt: skip
+# The documented line: the extension's gunicorn configuration, then the app.
+GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "python:progressbar.web.gunicorn", "app:app"]
 
 
 @pytest.fixture(scope="module")
