@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from tests.stack import CHROMIUM, CHROMIUM_ARGS, Process, ProgressClient, Stack, identity_cookie
+from tests.stack import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    ROOT,
+    Process,
+    ProgressClient,
+    Stack,
+    identity_cookie,
+)
 
 
 @pytest.fixture(scope="session")
@@ -76,3 +87,46 @@ def connect(web: str) -> Iterator:
     yield open_client
     for client in clients:
         client.close()
+
+
+# The wheel `pip install .` builds, shared by the apps that run from it.
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel `pip install .` would install, built from a copy of this
+    checkout's files (no stale build/ folder can slip anything in)."""
+    source = tmp_path_factory.mktemp("source")
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
+    (source / "node_modules").symlink_to(ROOT / "node_modules")
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+        + ["--disable-pip-version-check", "-w", str(out), str(source)],
+        check=True,
+        cwd=source,
+    )
+    (found,) = out.glob("flask_progressbar-*.whl")
+    return found
+
+
+@pytest.fixture(scope="session")
+def site(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with the wheel installed; its dependencies come from this venv."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--disable-pip-version-check"]
+        + ["--target", str(target), str(wheel)],
+        check=True,
+    )
+    return target
+
+
+
