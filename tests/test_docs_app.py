@@ -43,14 +43,18 @@ def docs_env(site: Path, redis_url: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def host(docs_env: dict[str, str], logs_dir: Path) -> Iterator[str]:
-    """Base URL of the host app under `flask run`, with its own worker."""
+    """Base URL of the app served by gunicorn as the README says (the
+    extension's configuration: one gevent worker), with its own worker."""
     worker = start_worker(
         docs_env, logs_dir, "docsworker", "-c", "2", app="docsapp.worker", cwd=DOCSAPP
     )
     try:
         port = free_port()
-        args = [sys.executable, "-m", "flask", "--app", "docsapp", "run", "--port", str(port)]
-        web: Process = start_web(args, docs_env, port, logs_dir, "docsweb", cwd=DOCSAPP)
+        args = [sys.executable, "-m", "gunicorn", "-c", "python:progressbar.web.gunicorn"]
+        args += ["docsapp:create_app()"]
+        # gunicorn binds $PORT; the app's own SocketIO is told it runs under gevent.
+        env = {**docs_env, "DOCSAPP_ASYNC_MODE": "gevent"}
+        web: Process = start_web(args, env, port, logs_dir, "docsweb", cwd=DOCSAPP)
         yield f"http://127.0.0.1:{port}"
         web.stop()
     finally:

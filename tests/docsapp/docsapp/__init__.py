@@ -68,7 +68,11 @@ def create_app() -> Flask:
     celery_init_app(app)
     # The app's own Socket.IO server, on its own channel of the same Redis.
     socketio.init_app(
-        app, async_mode="threading", message_queue=os.environ["REDIS_URL"], channel="docsapp"
+        app,
+        # Flask-SocketIO would pick eventlet whenever it is installed: say which.
+        async_mode=os.environ.get("DOCSAPP_ASYNC_MODE", "threading"),
+        message_queue=os.environ["REDIS_URL"],
+        channel="docsapp",
     )
     progress_bars.init_app(app, socketio=socketio)
 
