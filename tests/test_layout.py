@@ -8,6 +8,7 @@ import ast
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,23 @@ def test_worker_signals_are_connected_once_however_many_apps_a_process_builds() 
         app.config.update(SECRET_KEY="x", PROGRESSBAR_REDIS_URL="redis://127.0.0.1:1/0")
         ProgressBar(app)
     assert len(ours()) == len(signals)
+
+
+def test_a_module_of_the_package_loads_nothing_else_so_a_server_can_patch_first() -> None:
+    # gunicorn imports its configuration (progressbar.web.gunicorn) in the
+    # master; gevent patches each worker later, which warns and misbehaves
+    # when ssl, redis or the like were imported before.
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, progressbar.web.gunicorn; heavy = ('flask', 'celery', 'redis', 'ssl'); "
+            "print([m for m in heavy if m in sys.modules])",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+        cwd=PACKAGE.parent,
+    )
+    assert out.stdout.strip() == "[]"
