@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from flask import current_app
+
 from .errors import ProtocolError, not_found
 from .messages import SENT_BY_START
 from .snapshot import CANCELLED_BEFORE_START, queued_snapshot
@@ -97,6 +99,13 @@ def launch(
     `subscribe` runs before anything is sent, so no push can be missed; on
     failure nothing is left behind.
     """
+    if current_app.extensions.get("celery") is not state().celery:
+        # The app's Celery app was replaced after init_app: its workers would
+        # run tracked tasks without a reporter, and the bar would never move.
+        raise RuntimeError(
+            "app.extensions['celery'] is not the Celery app progressbar was set up "
+            "with: create your Celery app before init_app, or pass it as init_app(app, celery=...)"
+        )
     task_id = secrets.token_urlsafe(18)
     queued = queued_snapshot(task_id, kind, time.time())
     ids = [secrets.token_urlsafe(18) for _ in messages] if group else [task_id]

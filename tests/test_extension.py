@@ -249,3 +249,14 @@ def test_an_apps_own_celery_is_used_as_it_is_and_only_tracked_tasks_change() -> 
     assert add(2, 3) == 5 and resize() == 1  # called directly: they run as before
     with app.test_request_context(), pytest.raises(TypeError, match="not tracked"):
         progress_bars.start(add.s(2, 3))
+
+
+def test_a_celery_app_replaced_after_init_app_is_refused_before_anything_is_queued() -> None:
+    from celery import Celery
+
+    app = Flask("late")
+    app.config.update(SECRET_KEY="x", PROGRESSBAR_REDIS_URL="redis://127.0.0.1:1/5")
+    progress_bars = ProgressBar(app)
+    app.extensions["celery"] = Celery("late")  # as a host's celery_init_app after ours
+    with app.test_request_context(), pytest.raises(RuntimeError, match="before init_app"):
+        progress_bars.start("anything", owner="someone")
