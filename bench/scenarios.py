@@ -87,13 +87,20 @@ def browser_latency(stack: BenchStack, updates: int, runs: int = 3) -> dict[str,
 def _browser_run(stack: BenchStack, updates: int) -> list[float]:
     from playwright.sync_api import sync_playwright
 
-    from tests.stack import CHROMIUM, CHROMIUM_ARGS
+    from tests.stack import CHROMIUM, CHROMIUM_ARGS, wait_until
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = browser.new_context(base_url=stack.base_url)
         page = context.new_page()
         page.goto("/")
+        # The page's client asks for its identity cookie before it connects:
+        # the watcher below must be the same identity, so wait for it.
+        wait_until(
+            lambda: any(c["name"] == "progressbar_identity" for c in context.cookies()),
+            10,
+            "the page's identity cookie",
+        )
         cookie = "; ".join(f"{c['name']}={c['value']}" for c in context.cookies())
         client = ProgressClient(stack.base_url, cookie)
         try:
