@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from celery import Celery
 from celery.canvas import Signature
 from celery.canvas import group as celery_group
-from flask import Flask, current_app, has_request_context
+from flask import Flask, has_request_context
 from flask_socketio import SocketIO
 
 from . import service
@@ -19,7 +19,7 @@ from .cli import progress_cli
 from .kinds import Kind, Kinds, Param
 from .messages import NAMESPACE
 from .settings import Settings
-from .state import EXTENSION, State
+from .state import EXTENSION, State, state
 from .store import Store, connect
 from .web import api, serve, views
 from .web.identity import current_identity, session_identity
@@ -110,6 +110,8 @@ class ProgressBar:
         else:
             if celery_config:
                 raise TypeError("celery_config is for the extension's own Celery app")
+            # Where Flask's pattern keeps it, and where `start` looks for it.
+            app.extensions.setdefault("celery", celery_app)
             self._host_celery.append(celery_app)
             for task in [*(k.task for k in self.kinds if k.parts_of is None), *self._tracked]:
                 track(celery_app, task)
@@ -164,7 +166,7 @@ class ProgressBar:
 
     @property
     def uses_session_identity(self) -> bool:
-        """True while tasks belong to the default identity, kept in the session cookie."""
+        """True while tasks belong to the default identity, kept in its own cookie."""
         return self._identity is session_identity
 
     def identity_loader(self, loader: Callable[[], str | None]) -> Callable[[], str | None]:
@@ -261,7 +263,7 @@ class ProgressBar:
             kwargs = {**task.kwargs, **(kwargs or {})}
             task = task.task
         name = task if isinstance(task, str) else str(task.name)
-        known = current_app.extensions["celery"].tasks.get(name)
+        known = state().celery.tasks.get(name)
         if known is not None and not isinstance(known, ProgressTask):
             # Its worker would run it without a reporter: the bar would wait
             # until judged lost. Refused now instead.

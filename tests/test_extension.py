@@ -260,3 +260,22 @@ def test_a_celery_app_replaced_after_init_app_is_refused_before_anything_is_queu
     app.extensions["celery"] = Celery("late")  # as a host's celery_init_app after ours
     with app.test_request_context(), pytest.raises(RuntimeError, match="before init_app"):
         progress_bars.start("anything", owner="someone")
+
+
+def test_a_celery_app_handed_to_init_app_is_the_apps_from_then_on() -> None:
+    from celery import Celery
+
+    app = Flask("handed")
+    app.config.update(SECRET_KEY="x", PROGRESSBAR_REDIS_URL="redis://127.0.0.1:1/5")
+    celery = Celery("handed", broker="redis://127.0.0.1:1/5")
+
+    @celery.task
+    def plain() -> int:
+        return 1
+
+    progress_bars = ProgressBar()
+    progress_bars.init_app(app, celery=celery)
+    assert app.extensions["celery"] is celery and state(app).celery is celery
+    # Refused for what it is (not tracked), not as a replaced Celery app.
+    with app.test_request_context(), pytest.raises(TypeError, match="not tracked"):
+        progress_bars.start(plain.s(), owner="someone")

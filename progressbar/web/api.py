@@ -3,7 +3,7 @@ as the Socket.IO protocol, for clients without Socket.IO and for scripts.
 
 State-changing requests must be JSON (`Content-Type: application/json`, which a
 cross-site form cannot send without a CORS preflight we never grant) and must
-not come from a foreign `Origin`; the session cookie is SameSite=Lax besides.
+not come from a foreign `Origin`; the identity cookie is SameSite=Lax besides.
 """
 
 from __future__ import annotations

@@ -97,11 +97,15 @@ def report_lost(
 
 def beat_forever(store: Store, name: str, interval: float) -> None:
     """Every HEARTBEAT_INTERVAL: this worker is alive (for /healthz), and so is
-    every task it holds."""
+    every tracked task it holds."""
     from celery.worker import state as worker_state
 
     while True:
-        held = [request.id for request in list(worker_state.reserved_requests)]
+        held = [
+            request.id
+            for request in list(worker_state.reserved_requests)
+            if isinstance(getattr(request, "task", None), ProgressTask)
+        ]
         try:
             store.worker_seen(name)
             store.heartbeat(*held)

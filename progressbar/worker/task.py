@@ -22,10 +22,17 @@ from .reporter import Progress
 log = logging.getLogger(__name__)
 
 
-def error_message(exc: BaseException) -> str:
-    """A short message for the task's owner; never a traceback."""
+def _own_words(exc: BaseException | None) -> str:
+    """The first line of a TaskError's message, meant for the owner; '' otherwise."""
     if isinstance(exc, TaskError) and str(exc):
         return str(exc).splitlines()[0][:200]
+    return ""
+
+
+def error_message(exc: BaseException) -> str:
+    """A short message for the task's owner; never a traceback."""
+    if words := _own_words(exc):
+        return words
     if isinstance(exc, SoftTimeLimitExceeded):
         return "It ran past its time limit and was stopped."
     return f"The task failed unexpectedly ({type(exc).__name__})."
@@ -40,11 +47,7 @@ def retry_message(retry: Retry, attempt: int) -> tuple[str, float]:
     else:
         wait = float(when or 0)
     reason = retry.exc if isinstance(retry.exc, BaseException) else None
-    why = ""
-    if isinstance(reason, TaskError) and str(reason):
-        why = f" ({str(reason).splitlines()[0][:200]})"
-    elif reason is not None:
-        why = f" ({type(reason).__name__})"
+    why = f" ({_own_words(reason) or type(reason).__name__})" if reason is not None else ""
     later = f"in {max(0.0, wait):.0f} s" if wait >= 1 else "now"
     return f"Attempt {attempt} did not finish{why}; trying again {later}.", wait
 
