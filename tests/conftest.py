@@ -18,7 +18,9 @@ from tests.stack import (
     Process,
     ProgressClient,
     Stack,
+    cookie_header,
     identity_cookie,
+    signed_in,
 )
 
 
@@ -72,6 +74,22 @@ def web(stack: Stack, worker: Process) -> str:
 def cookie(web: str) -> str:
     """A fresh identity: the session cookie the page would have set."""
     return identity_cookie(web)
+
+
+@pytest.fixture
+def client_of(host: str) -> Iterator:
+    """Socket.IO clients of a test app (its module's `host`), each signed in
+    as a name; all are closed after the test."""
+    clients: list[ProgressClient] = []
+
+    def open_client(name: str) -> ProgressClient:
+        client = ProgressClient(host, cookie_header(signed_in(host, name)))
+        clients.append(client)
+        return client
+
+    yield open_client
+    for client in clients:
+        client.close()
 
 
 @pytest.fixture

@@ -361,6 +361,30 @@ def identity_cookie(base_url: str) -> str:
     return cookie_header(session)
 
 
+def signed_in(base_url: str, name: str) -> requests.Session:
+    """A browser's session after signing in as `name` on a test app's /login."""
+    session = requests.Session()
+    session.get(f"{base_url}/login", params={"name": name}, timeout=5).raise_for_status()
+    return session
+
+
+@contextmanager
+def served_app(
+    env: dict[str, str], logs: Path, name: str, web_args: list[str], port: int, cwd: Path
+) -> Iterator[str]:
+    """A test app (package `name`, run from `cwd`) with a worker of its own,
+    `celery -A {name}.worker`, and its web process on `port`; its base URL."""
+    worker = start_worker(env, logs, f"{name}-worker", "-c", "2", app=f"{name}.worker", cwd=cwd)
+    try:
+        web = start_web(web_args, env, port, logs, f"{name}-web", cwd=cwd)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            web.stop()
+    finally:
+        worker.stop()
+
+
 def page_transports(html: str) -> list[str]:
     """The Socket.IO transports a page was told to use (its `data-transports` JSON)."""
     found = re.search(r"data-transports='([^']*)'", html)

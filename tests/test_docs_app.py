@@ -20,15 +20,12 @@ from playwright.sync_api import Browser, expect
 
 from tests.stack import (
     ROOT,
-    Process,
-    ProgressClient,
-    cookie_header,
     error_code,
     free_port,
     page_errors,
     process_env,
-    start_web,
-    start_worker,
+    served_app,
+    signed_in,
 )
 
 DOCSAPP = ROOT / "tests" / "docsapp"
@@ -45,41 +42,15 @@ def docs_env(site: Path, redis_url: str) -> dict[str, str]:
 def host(docs_env: dict[str, str], logs_dir: Path) -> Iterator[str]:
     """Base URL of the app served by gunicorn as the README says (the
     extension's configuration: one gevent worker), with its own worker."""
-    worker = start_worker(
-        docs_env, logs_dir, "docsworker", "-c", "2", app="docsapp.worker", cwd=DOCSAPP
-    )
-    try:
-        port = free_port()
-        args = [sys.executable, "-m", "gunicorn", "-c", "python:progressbar.web.gunicorn"]
-        args += ["docsapp:create_app()"]
-        # gunicorn binds $PORT; the app's own SocketIO is told it runs under gevent.
-        env = {**docs_env, "DOCSAPP_ASYNC_MODE": "gevent"}
-        web: Process = start_web(args, env, port, logs_dir, "docsweb", cwd=DOCSAPP)
-        yield f"http://127.0.0.1:{port}"
-        web.stop()
-    finally:
-        worker.stop()
+    args = [sys.executable, "-m", "gunicorn", "-c", "python:progressbar.web.gunicorn"]
+    args += ["docsapp:create_app()"]
+    # gunicorn binds $PORT; the app's own SocketIO is told it runs under gevent.
+    env = {**docs_env, "DOCSAPP_ASYNC_MODE": "gevent"}
+    with served_app(env, logs_dir, "docsapp", args, free_port(), DOCSAPP) as base_url:
+        yield base_url
 
 
-def signed_in(base_url: str, name: str) -> str:
-    """The Cookie header of a browser that signed in as `name`."""
-    session = requests.Session()
-    session.get(f"{base_url}/login", params={"name": name}, timeout=5).raise_for_status()
-    return cookie_header(session)
 
-
-@pytest.fixture
-def client_of(host: str) -> Iterator:
-    clients: list[ProgressClient] = []
-
-    def open_client(name: str) -> ProgressClient:
-        client = ProgressClient(host, signed_in(host, name))
-        clients.append(client)
-        return client
-
-    yield open_client
-    for client in clients:
-        client.close()
 
 
 @pytest.fixture
@@ -128,12 +99,6 @@ def test_a_plain_host_task_keeps_its_result(host_celery: Celery) -> None:
     assert host_celery.send_task("docsapp.tasks.add", args=(2, 3)).get(timeout=10) == 5
 
 
-def signed_in_session(base_url: str, name: str) -> requests.Session:
-    session = requests.Session()
-    session.get(f"{base_url}/login", params={"name": name}, timeout=5).raise_for_status()
-    return session
-
-
 def started_by_view(session: requests.Session, url: str, **form: str) -> str:
     """The id of the task a host view started, from the page it redirects to."""
     answer = session.post(url, data=form, allow_redirects=False, timeout=10)
@@ -144,7 +109,7 @@ def started_by_view(session: requests.Session, url: str, **form: str) -> str:
 
 
 def test_a_host_view_starts_a_tracked_task_with_server_arguments(host: str, client_of) -> None:
-    task_id = started_by_view(signed_in_session(host, "ann"), f"{host}/convert", text="a\nb\nc")
+    task_id = started_by_view(signed_in(host, "ann"), f"{host}/convert", text="a\nb\nc")
     ann = client_of("ann")
     watched = ann.call("subscribe", {"task_id": task_id})
     assert watched["ok"] and watched["task"]["kind"] == "docsapp.tasks.convert"
@@ -160,7 +125,7 @@ def test_a_host_view_starts_a_tracked_task_with_server_arguments(host: str, clie
 def test_a_shared_task_can_be_watched_by_anyone_with_its_id_but_not_cancelled(
     host: str, client_of
 ) -> None:
-    ann = signed_in_session(host, "ann")
+    ann = signed_in(host, "ann")
     task_id = started_by_view(ann, f"{host}/convert?shared=1", text="x\n" * 40)
     bob = client_of("bob")
     watched = bob.call("subscribe", {"task_id": task_id})
@@ -170,14 +135,14 @@ def test_a_shared_task_can_be_watched_by_anyone_with_its_id_but_not_cancelled(
     final = bob.wait_terminal(task_id, timeout=30)
     assert final["state"] == "succeeded" and final["result"]["lines"] == 40
     # Over HTTP too: readable by id, not cancellable.
-    carol = signed_in_session(host, "carol")
+    carol = signed_in(host, "carol")
     assert carol.get(f"{host}/api/tasks/{task_id}", timeout=5).json()["task"]["seq"] >= 1
     refused = carol.post(f"{host}/api/tasks/{task_id}/cancel", json={}, timeout=5)
     assert refused.status_code == 404
 
 
 def test_a_group_built_in_code_is_one_monotonic_bar(host: str, client_of) -> None:
-    task_id = started_by_view(signed_in_session(host, "ann"), f"{host}/batch")
+    task_id = started_by_view(signed_in(host, "ann"), f"{host}/batch")
     ann = client_of("ann")
     first = ann.call("subscribe", {"task_id": task_id})["task"]
     assert first["kind"] == "album" and len(first["children"]) == 3

@@ -23,14 +23,10 @@ from playwright.sync_api import Browser, expect
 import progressbar
 from tests.stack import (
     ROOT,
-    Process,
-    ProgressClient,
-    cookie_header,
     free_port,
     page_errors,
     process_env,
-    start_web,
-    start_worker,
+    served_app,
 )
 
 HOSTAPP = ROOT / "tests" / "hostapp"
@@ -47,38 +43,13 @@ def host_env(site: Path, redis_url: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def host(host_env: dict[str, str], logs_dir: Path) -> Iterator[str]:
     """Base URL of the host app under `flask run`, with its own worker."""
-    worker = start_worker(
-        host_env, logs_dir, "hostworker", "-c", "2", app="hostapp.worker", cwd=HOSTAPP
-    )
-    try:
-        port = free_port()
-        args = [sys.executable, "-m", "flask", "--app", "hostapp", "run", "--port", str(port)]
-        web: Process = start_web(args, host_env, port, logs_dir, "hostweb", cwd=HOSTAPP)
-        yield f"http://127.0.0.1:{port}"
-        web.stop()
-    finally:
-        worker.stop()
+    port = free_port()
+    args = [sys.executable, "-m", "flask", "--app", "hostapp", "run", "--port", str(port)]
+    with served_app(host_env, logs_dir, "hostapp", args, port, HOSTAPP) as base_url:
+        yield base_url
 
 
-def signed_in(base_url: str, name: str) -> str:
-    """The Cookie header of a browser that signed in as `name`."""
-    session = requests.Session()
-    session.get(f"{base_url}/login", params={"name": name}, timeout=5).raise_for_status()
-    return cookie_header(session)
 
-
-@pytest.fixture
-def client_of(host: str) -> Iterator:
-    clients: list[ProgressClient] = []
-
-    def open_client(name: str) -> ProgressClient:
-        client = ProgressClient(host, signed_in(host, name))
-        clients.append(client)
-        return client
-
-    yield open_client
-    for client in clients:
-        client.close()
 
 
 def test_the_wheel_holds_the_library_with_its_metadata_and_browser_client(
