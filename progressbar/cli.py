@@ -4,7 +4,9 @@ start and follow tasks from a terminal, with a live bar (rich, the `cli` extra).
 The CLI talks to Redis directly, as the web process does, under an identity of
 its own (`--as`, default `cli:$USER`). It listens to the Socket.IO channel for
 pushes and re-reads the stored snapshot every second, so it never freezes.
-Exit status: 0 succeeded, 1 failed, 2 cancelled, 3 lost, 4 not found or refused.
+Exit status: 0 succeeded, 1 failed, 2 cancelled, 3 lost, 4 not found, refused
+or a usage error. Text that comes from a task is shown literally: no markup, and
+no control characters that could reach the terminal.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import getpass
 import json
 import sys
 import time
+import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,7 +31,25 @@ from .state import state
 EXIT = {"succeeded": 0, "failed": 1, "cancelled": 2, "lost": 3}
 REFUSED = 4
 
-progress_cli = AppGroup("progress", help="Start and follow tasks from the terminal.")
+
+class UsageRefused(click.UsageError):
+    """A usage error exits with REFUSED, as a refusal does: click's own
+    status, 2, would read as "cancelled"."""
+
+    exit_code = REFUSED
+
+
+class ProgressGroup(AppGroup):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsageRefused:
+            raise
+        except click.UsageError as exc:
+            raise UsageRefused(exc.format_message(), exc.ctx) from None
+
+
+progress_cli = ProgressGroup("progress", help="Start and follow tasks from the terminal.")
 
 identity_option = click.option(
     "--as",
@@ -126,13 +147,19 @@ def snapshots(task_id: str, identity: str) -> Iterator[dict[str, Any]]:
         pubsub.close()
 
 
+def plain(text: Any) -> str:
+    """`text` without control or format characters: escape sequences, bells,
+    bidi overrides and line breaks from a task never reach the terminal."""
+    return "".join(ch for ch in str(text) if unicodedata.category(ch)[0] != "C")
+
+
 def _fields(s: dict[str, Any]) -> dict[str, Any]:
     rate, eta = s.get("rate"), s.get("eta")
     return {
         "state": s["state"],
         "rate": "" if rate is None else f"{rate:,.4g}/s",
         "eta": "" if eta is None else f"ETA {eta:,.0f}s",
-        "message": (s.get("message") or "")[:60],
+        "message": plain(s.get("message") or "")[:60],
     }
 
 
@@ -144,16 +171,16 @@ def follow(task_id: str, identity: str) -> int:
     console = Console(stderr=True)
     shown = 0
     columns = (
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         TaskProgressColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TextColumn("{task.fields[eta]}"),
-        TextColumn("[dim]{task.fields[message]}"),
+        TextColumn("{task.fields[rate]}", markup=False),
+        TextColumn("{task.fields[eta]}", markup=False),
+        TextColumn("{task.fields[message]}", markup=False, style="dim"),
     )
     try:
         with Progress(*columns, console=console, transient=False) as bar:
-            row = bar.add_task(task_id[:8], total=None, **_fields({"state": "queued"}))
+            row = bar.add_task(plain(task_id[:8]), total=None, **_fields({"state": "queued"}))
             for snapshot in snapshots(task_id, identity):
                 if snapshot["seq"] <= shown:
                     continue
@@ -163,17 +190,17 @@ def follow(task_id: str, identity: str) -> int:
                     row,
                     total=total,
                     completed=snapshot.get("current") or 0,
-                    description=f"{snapshot['kind']} {task_id[:8]}",
+                    description=plain(f"{snapshot['kind']} {task_id[:8]}"),
                     **_fields(snapshot),
                 )
                 if snapshot["state"] in TERMINAL_STATES:
                     break
     except ProtocolError as exc:
-        click.echo(f"{task_id}: {exc.message}", err=True)
+        click.echo(f"{plain(task_id)}: {exc.message}", err=True)
         return REFUSED
     ended = snapshot["state"]
     detail = snapshot.get("error") or snapshot.get("message") or ""
     if ended == "succeeded":
         detail = json.dumps(snapshot.get("result"))
-    click.echo(f"{ended}: {detail}")
+    click.echo(f"{ended}: {plain(detail)}")
     return EXIT[ended]

@@ -48,6 +48,15 @@ def checked_task_id(task_id: Any) -> str:
     return task_id
 
 
+def new_id() -> str:
+    """A random id, 144 bits in URL-safe base64, that never begins with `-`
+    (a command line would take it for an option)."""
+    while True:
+        new = secrets.token_urlsafe(18)
+        if not new.startswith("-"):
+            return new
+
+
 def task_id_of(payload: Any) -> str:
     return checked_task_id(checked_payload(payload, {"task_id"}).get("task_id"))
 
@@ -106,9 +115,9 @@ def launch(
             "app.extensions['celery'] is not the Celery app progressbar was set up "
             "with: create your Celery app before init_app, or pass it as init_app(app, celery=...)"
         )
-    task_id = secrets.token_urlsafe(18)
+    task_id = new_id()
     queued = queued_snapshot(task_id, kind, time.time())
-    ids = [secrets.token_urlsafe(18) for _ in messages] if group else [task_id]
+    ids = [new_id() for _ in messages] if group else [task_id]
     try:
         if group:
             parts = {part_id: m.kind for part_id, m in zip(ids, messages, strict=True)}

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
+from progressbar.service import new_id
+from progressbar.snapshot import queued_snapshot
+from progressbar.store import Store, connect
 from tests.stack import ROOT
 
 
@@ -50,7 +54,11 @@ def test_watch_follows_a_detached_task_of_the_same_identity(stack_env, worker) -
 
 def test_bad_parameters_are_refused_before_anything_starts(stack_env) -> None:
     unknown = flask(stack_env, "start", "simulate", "--speed", "3")
-    assert unknown.returncode == 2 and "simulate takes duration" in unknown.stderr
+    assert unknown.returncode == 4 and "simulate takes duration" in unknown.stderr
+    missing = flask(stack_env, "watch")
+    assert missing.returncode == 4 and "Missing argument" in missing.stderr
+    no_such_option = flask(stack_env, "watch", "--bogus", "x")
+    assert no_such_option.returncode == 4
     invalid = flask(stack_env, "start", "simulate", "--duration", "-5")
     assert invalid.returncode == 4 and "params.duration" in invalid.stderr
 
@@ -80,3 +88,33 @@ def test_without_rich_start_is_refused_before_anything_is_queued(
         client.close()
     detached = flask(env, "start", "simulate", "--duration", "0.2", "--as", "no-rich", "--detach")
     assert detached.returncode == 0 and len(detached.stdout.strip()) >= 22
+
+
+def test_task_text_is_shown_literally_without_control_characters(stack_env, redis_url) -> None:
+    """A task's kind, message and error reach the terminal as plain text: rich
+    markup is not interpreted (`[/bold]` once crashed the CLI) and escape
+    sequences (a title change, a screen clear, a bell) are stripped."""
+    store = Store(connect(redis_url, 2), ttl=60)
+    task_id = new_id()
+    hostile = "[/bold]\x1b]0;pwned\x07"
+    store.create(task_id, "cli:eve", queued_snapshot(task_id, hostile, time.time()))
+    ended = {
+        **queued_snapshot(task_id, hostile, time.time()),
+        "state": "failed",
+        "message": "[red]50%\x1b[2J",
+        "error": "[bold]boom\x1b[2J\x07\u202eevil",
+    }
+    store.write(task_id, ended)
+    watched = flask(stack_env, "watch", task_id, "--as", "cli:eve")
+    assert watched.returncode == 1, watched.stderr
+    assert watched.stdout.strip() == "failed: [bold]boom[2Jevil"
+    assert "[/bold]]0;pwned" in watched.stderr  # the kind, as written, minus ESC and BEL
+    shown = watched.stderr + watched.stdout
+    assert not [c for c in ("\x1b]", "\x07", "\u202e") if c in shown]
+
+
+def test_ids_never_begin_with_a_dash_so_a_shell_takes_them_as_arguments() -> None:
+    # About one plain URL-safe token in 64 begins with "-": 20,000 would give ~300.
+    ids = [new_id() for _ in range(20_000)]
+    assert not [i for i in ids if i.startswith("-")]
+    assert len(set(ids)) == 20_000 and {len(i) for i in ids} == {24}
