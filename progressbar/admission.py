@@ -6,6 +6,7 @@ memory. The caps on unfinished tasks live with the records (the store's
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -15,9 +16,12 @@ import redis
 from limits import RateLimitItem, parse_many
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
+from redis.exceptions import RedisError
 
 from .errors import ProtocolError
 from .settings import Settings
+
+log = logging.getLogger(__name__)
 
 # Seconds a reading of Redis's memory is reused: one INFO a second per process.
 MEMORY_READ_EVERY = 1.0
@@ -74,7 +78,9 @@ class Admission:
     def new_identity(self, address: str) -> None:
         """Count a new identity handed to `address`; ProtocolError('limit') if
         that would pass NEW_IDENTITY_RATE_LIMIT."""
-        if address:
+        if not address:
+            return
+        try:
             self._take(
                 self._identities,
                 "identities",
@@ -82,6 +88,10 @@ class Admission:
                 1,
                 "new identities for your address (keep the cookie you were given)",
             )
+        except RedisError:
+            # An identity alone costs nothing, and every use of it needs
+            # Redis: without Redis it is handed out uncounted.
+            log.warning("new identity not counted: Redis unreachable")
 
     def _take(
         self, items: list[RateLimitItem], name: str, address: str, cost: int, what: str
