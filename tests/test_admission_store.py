@@ -1,6 +1,6 @@
 """The store's side of admission: the caps on unfinished tasks (a group counts
-its parts), the fair share a claim keeps, and a task stopped past its hard
-time limit, against a real redis-server."""
+its parts), the fair share a claim keeps, a task stopped past its hard time
+limit, and the guard on Redis's memory, against a real redis-server."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from progressbar.admission import Admission
+from progressbar.errors import ProtocolError
+from progressbar.settings import Settings
 from progressbar.snapshot import queued_snapshot
 from progressbar.store import LimitReached, Store, connect
 
@@ -101,3 +104,15 @@ def test_a_task_stopped_past_its_hard_time_limit_ends_failed(make_store) -> None
     reason = "It ran past its time limit and was stopped."
     ended = store.lose(task_id, reason, only_if_expired=False, failed=True)
     assert ended is not None and (ended["state"], ended["error"]) == ("failed", reason)
+
+
+def test_starts_are_refused_busy_while_redis_is_past_its_memory_limit(redis_url: str) -> None:
+    client = connect(redis_url, 2)
+    try:
+        Admission(client, Settings()).check_memory()  # this Redis has no maxmemory: no limit
+        full = Admission(client, Settings(max_redis_memory=1))
+        with pytest.raises(ProtocolError) as refused:
+            full.check_memory()
+        assert (refused.value.code, refused.value.retry_after) == ("busy", 60)
+    finally:
+        client.close()
