@@ -161,7 +161,7 @@ class ProgressTask(Task):
         time limits), to be tried again in DEFER_SECONDS: its owner or client
         address already runs its share of the workers, and this slot is for
         someone else. It ends here as Ignore ends a task: no state stored."""
-        log.info("deferred: its owner runs its share", extra=logs.task_extra(self.request.id))
+        log.debug("deferred: its owner runs its share", extra=logs.task_extra(self.request.id))
         self.signature_from_request().apply_async(countdown=DEFER_SECONDS)
         raise Ignore()
 
