@@ -38,5 +38,6 @@ class BenchStack(Stack):
             workers=("bench",),
             webs=tuple(f"web{i}" for i in range(webs)),
             worker_args=worker_args,
-            env_extra=env_extra or {},
+            # The scenarios start the demo's hidden `ticker` kind as a client would.
+            env_extra={"START_HIDDEN_KINDS": "1", **(env_extra or {})},
         )

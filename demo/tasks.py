@@ -31,6 +31,8 @@ SEED = Param.int_range("seed", label="Seed", help="Makes the steps repeatable")
         SEED,
         Param.string("label", 80, label="Label", help="Shown in each step's message"),
     ],
+    # Its longest run, and a minute to spare.
+    time_limit=3660,
 )
 @shared_task(bind=True, name="demo.simulate")
 def simulate(
@@ -112,7 +114,8 @@ progress_bars.group(
     title="Batch of simulations",
     description="One bar for a group: the parts run in parallel, each a simulation.",
     params=[
-        Param.int_range("parts", 2, 32, default=4, label="Parts", help="How many simulations"),
+        # At most a visitor's MAX_ACTIVE_TASKS (6 by default): each part counts.
+        Param.int_range("parts", 2, 6, default=4, label="Parts", help="How many simulations"),
         Param.float_range(
             "duration", 0.1, 3600, default=10, label="Duration (s)", help="Of each part"
         ),

@@ -96,7 +96,8 @@ def start(ctx: click.Context, kind: str, identity: str, detach: bool) -> None:
     if not detach:
         require_rich()  # before anything is queued
     try:
-        snapshot = service.start_task({"kind": kind, "params": params}, identity)
+        # The CLI runs with the server's trust: hidden kinds too, no rate limit.
+        snapshot = service.start_task({"kind": kind, "params": params}, identity, trusted=True)
     except ProtocolError as exc:
         click.echo(f"refused ({exc.code}): {exc.message}", err=True)
         sys.exit(REFUSED)

@@ -10,7 +10,18 @@ from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
 CODES = frozenset(
-    {"invalid", "unknown_kind", "not_found", "limit", "unavailable", "internal", "unauthorized"}
+    {
+        "invalid",
+        "unknown_kind",
+        "not_found",
+        "limit",
+        "unavailable",
+        "internal",
+        "unauthorized",
+        # The service as a whole takes no more work right now (too many
+        # unfinished tasks, or Redis near its memory limit); try again later.
+        "busy",
+    }
 )
 
 # Errors of Redis or the broker: answered `unavailable`.
@@ -18,13 +29,16 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (RedisError, OperationalError, OS
 
 
 class ProtocolError(Exception):
-    """A request that cannot be served; `code` is one of CODES."""
+    """A request that cannot be served; `code` is one of CODES. `retry_after`:
+    seconds after which the same request may succeed, when known (HTTP sends
+    it as Retry-After)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, retry_after: float | None = None) -> None:
         assert code in CODES, code
         super().__init__(message)
         self.code = code
         self.message = message
+        self.retry_after = retry_after
 
     def answer(self) -> dict[str, Any]:
         return {"ok": False, "error": {"code": self.code, "message": self.message}}

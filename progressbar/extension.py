@@ -14,6 +14,7 @@ from flask import Flask, has_request_context
 from flask_socketio import SocketIO
 
 from . import service
+from .admission import Admission
 from .celery_app import celery_init_app
 from .cli import progress_cli
 from .kinds import Kind, Kinds, Param
@@ -22,6 +23,7 @@ from .settings import Settings
 from .state import EXTENSION, State, state
 from .store import Store, connect
 from .web import api, serve, views
+from .web.address import client_address
 from .web.identity import current_identity, session_identity
 from .web.message_queue import hosted_channel, queue_manager
 from .web.namespace import ProgressNamespace
@@ -101,6 +103,9 @@ class ProgressBar:
             heartbeat_timeout=settings.lost_timeout,
             max_active=settings.max_active_tasks,
             channel=channel,
+            max_active_per_address=settings.max_active_tasks_per_address,
+            max_active_total=settings.max_active_tasks_total,
+            fair_share=settings.fair_share,
         )
         celery_app = celery or app.extensions.get("celery")
         if celery_app is None:
@@ -124,6 +129,7 @@ class ProgressBar:
             socketio=self.socketio,
             celery=celery_app,
             extension=self,
+            admission=Admission(store.redis, settings),
         )
         if socketio is None:
             self.socketio.init_app(
@@ -201,9 +207,12 @@ class ProgressBar:
         description: str = "",
         params: Iterable[Param] = (),
         hidden: bool = False,
+        time_limit: float | None = None,
     ) -> Callable[[T], T]:
         """Decorator over a Celery task: clients may start it as kind `name`,
-        with `params` checked before anything is queued."""
+        with `params` checked before anything is queued. A `hidden` kind is
+        started only by server code and the CLI. `time_limit`: seconds it may
+        run (TASK_TIME_LIMIT by default)."""
 
         def register(task: T) -> T:
             self.add_kind(
@@ -214,6 +223,7 @@ class ProgressBar:
                     description=description,
                     params=tuple(params),
                     hidden=hidden,
+                    time_limit=time_limit,
                 )
             )
             return task
@@ -245,15 +255,21 @@ class ProgressBar:
             if not has_request_context():
                 raise TypeError("start() outside a request or a Socket.IO event needs owner=")
             owner = current_identity()
+        # Inside a request, its client's address counts the start, as a client's own.
+        address = client_address() if has_request_context() else ""
         if isinstance(task, celery_group):
             if args or kwargs:
                 raise TypeError("give a group's arguments to its signatures")
             parts = [self._message(part, (), None) for part in task.tasks]
             if not parts:
                 raise ValueError("a group to start needs at least one part")
-            return service.launch(owner, kind or parts[0].kind, parts, group=True, shared=shared)
+            return service.launch(
+                owner, kind or parts[0].kind, parts, group=True, shared=shared, address=address
+            )
         message = self._message(task, tuple(args), kwargs)
-        return service.launch(owner, kind or message.kind, [message], shared=shared)
+        return service.launch(
+            owner, kind or message.kind, [message], shared=shared, address=address
+        )
 
     def _message(
         self, task: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None
@@ -271,8 +287,10 @@ class ProgressBar:
                 f"{name} is not tracked: make it a kind, or decorate it with "
                 "@progress_bars.tracked"
             )
-        label = next((k.name for k in self.kinds if k.task and k.task_name == name), name)
-        return service.Message(name, dict(kwargs or {}), args, kind=label)
+        known_kind = next((k for k in self.kinds if k.task and k.task_name == name), None)
+        label = known_kind.name if known_kind else name
+        limit = known_kind.time_limit if known_kind else None
+        return service.Message(name, dict(kwargs or {}), args, kind=label, time_limit=limit)
 
     def group(
         self,
@@ -286,7 +304,8 @@ class ProgressBar:
         hidden: bool = False,
     ) -> Kind:
         """Offer a group: one bar over parts of kind `parts_of`, running in
-        parallel; `split(params)` gives each part's params."""
+        parallel; `split(params)` gives each part's params. Each part counts
+        as a task toward the limits, and runs within its kind's time limit."""
         return self.add_kind(
             Kind(
                 name=name,

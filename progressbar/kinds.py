@@ -132,9 +132,14 @@ class Kind:
     title: str = ""
     description: str = ""
     params: tuple[Param, ...] = field(default_factory=tuple)
-    hidden: bool = False  # startable, but not offered on a page
+    # Not offered on a page, and not startable by clients (Socket.IO, HTTP):
+    # server code and the CLI start it (or clients, with START_HIDDEN_KINDS).
+    hidden: bool = False
     parts_of: str | None = None
     split: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None
+    # Seconds its task may run (Celery's soft time limit); None: TASK_TIME_LIMIT,
+    # unless its Celery task sets its own.
+    time_limit: float | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -147,6 +152,8 @@ class Kind:
             raise ValueError(f"kind {self.name}: needs the task that runs it")
         if not self.title:
             object.__setattr__(self, "title", _label(self.name))
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise ValueError(f"kind {self.name}: time_limit must be a positive number of seconds")
 
     @property
     def task_name(self) -> str:
@@ -209,12 +216,15 @@ class Kinds:
         """The kinds a page offers: all but the hidden ones."""
         return [k for k in self._kinds.values() if not k.hidden]
 
-    def resolve(self, kind: Any, params: Any) -> tuple[Kind, dict[str, Any]]:
-        """The Kind named `kind` and its checked params."""
+    def resolve(
+        self, kind: Any, params: Any, hidden: bool = True
+    ) -> tuple[Kind, dict[str, Any]]:
+        """The Kind named `kind` and its checked params; a hidden kind, only
+        with `hidden` (else it is unknown, as one that does not exist)."""
         if not isinstance(kind, str) or not kind:
             raise ProtocolError("invalid", "kind must be a non-empty string")
         found = self._kinds.get(kind)
-        if found is None:
+        if found is None or (found.hidden and not hidden):
             raise ProtocolError("unknown_kind", f"no task kind named {kind[:40]!r}")
         return found, found.validate(params)
 

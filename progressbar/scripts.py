@@ -5,11 +5,14 @@ Their source is in `lua/`, one file a script, each run behind `prelude.lua`.
 Record of a task, hash `{prefix}:task:{id}`: owner, seq, state, snapshot (JSON,
 with seq), cancel (set when its owner asked to cancel it), claimed (set by the
 delivery that runs it). Beside it: `{prefix}:owner:{owner}` (sorted set of the
-owner's task ids by creation), `{prefix}:active:{owner}` (set of the owner's
-unfinished task ids, for the limit), `{prefix}:live` (sorted set: task id ->
-heartbeat deadline, Redis time) and `{prefix}:workers` (worker name -> last
-sign of life). Keys are built inside the scripts from the prefix: one Redis, no
-cluster.
+owner's task ids by creation), `{prefix}:unfinished` and
+`{prefix}:unfinished:owner|address:{who}` (sorted sets of unfinished units, a
+task or a group's part, by creation: the limits), `{prefix}:running:owner|address:{who}`
+(units claimed, for the fair share), `{prefix}:live` (sorted set: task id ->
+heartbeat deadline, Redis time), `{prefix}:workers` (worker name -> last sign
+of life) and `{prefix}:slots` (worker name -> pool processes). A record
+started by a client keeps its `address`. Keys are built inside the scripts
+from the prefix: one Redis, no cluster.
 
 A group (a batch of parts) is a record with `children` (comma-separated ids);
 each part has `parent`, `percent` (the highest it reached) and `error`. Any

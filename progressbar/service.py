@@ -18,6 +18,9 @@ from .state import state
 from .store import LimitReached, Store
 
 MAX_TASK_ID = 64
+# Seconds between a task's soft time limit (it is asked to stop) and its hard
+# one (its pool process is killed).
+HARD_LIMIT_GRACE = 10.0
 
 CANCEL_MESSAGES = {
     "cancelled": f"{CANCELLED_BEFORE_START}.",
@@ -69,6 +72,8 @@ class Message:
     kwargs: dict[str, Any]
     args: tuple[Any, ...] = ()
     kind: str = ""
+    # Seconds it may run; None: its Celery task's own limits, else TASK_TIME_LIMIT.
+    time_limit: float | None = None
 
 
 def start_task(
@@ -76,20 +81,83 @@ def start_task(
     owner: str,
     subscribe: Callable[[str], None] | None = None,
     unsubscribe: Callable[[str], None] | None = None,
+    *,
+    address: str = "",
+    trusted: bool = False,
 ) -> dict[str, Any]:
-    """Validate a client's `start` payload, then `launch` its kind."""
+    """Validate a client's `start` payload, then `launch` its kind. A client
+    (at `address`) starts no hidden kind, unless START_HIDDEN_KINDS; `trusted`
+    callers (the CLI) may."""
     payload = checked_payload(payload, {"kind", "params"})
     kinds = state().kinds
-    kind, params = kinds.resolve(payload.get("kind"), payload.get("params"))
+    hidden = trusted or state().settings.start_hidden_kinds
+    kind, params = kinds.resolve(payload.get("kind"), payload.get("params"), hidden=hidden)
     part_params = kinds.parts(kind, params)
     if part_params:
         part_kind = kinds[str(kind.parts_of)]
-        parts = [Message(part_kind.task_name, p, kind=part_kind.name) for p in part_params]
+        parts = [
+            Message(part_kind.task_name, p, kind=part_kind.name, time_limit=part_kind.time_limit)
+            for p in part_params
+        ]
         return launch(
-            owner, kind.name, parts, group=True, subscribe=subscribe, unsubscribe=unsubscribe
+            owner,
+            kind.name,
+            parts,
+            group=True,
+            subscribe=subscribe,
+            unsubscribe=unsubscribe,
+            address=address,
         )
-    message = Message(kind.task_name, params, kind=kind.name)
-    return launch(owner, kind.name, [message], subscribe=subscribe, unsubscribe=unsubscribe)
+    message = Message(kind.task_name, params, kind=kind.name, time_limit=kind.time_limit)
+    return launch(
+        owner, kind.name, [message], subscribe=subscribe, unsubscribe=unsubscribe, address=address
+    )
+
+
+def _refusal(reached: LimitReached, units: int) -> ProtocolError:
+    """What a client is told when a new task would pass a limit on unfinished tasks."""
+    settings = state().settings
+    if reached.which == "total":
+        return ProtocolError(
+            "busy",
+            f"the service is running as many tasks as it takes "
+            f"({settings.max_active_tasks_total}); try again in a minute",
+            60,
+        )
+    if reached.which == "address":
+        limit = settings.max_active_tasks_per_address
+        return ProtocolError(
+            "limit", f"your address already has {limit} unfinished tasks; wait or cancel one"
+        )
+    limit = settings.max_active_tasks
+    if units > limit:
+        return ProtocolError(
+            "limit", f"a group of {units} parts counts {units} tasks; you may have {limit}"
+        )
+    return ProtocolError(
+        "limit",
+        f"you already have {limit} unfinished tasks (a group counts its parts); "
+        "wait or cancel one",
+    )
+
+
+def _time_limits(message: Message) -> dict[str, float]:
+    """Celery's soft and hard time limits for `message`: its kind's, else
+    TASK_TIME_LIMIT; none of ours when the Celery app or task sets its own."""
+    celery = state().celery
+    limit = message.time_limit
+    if limit is None:
+        task = celery.tasks.get(message.task)
+        own = (
+            getattr(task, "time_limit", None),
+            getattr(task, "soft_time_limit", None),
+            celery.conf.task_time_limit,
+            celery.conf.task_soft_time_limit,
+        )
+        if any(own):
+            return {}
+        limit = state().settings.task_time_limit
+    return {"soft_time_limit": limit, "time_limit": limit + HARD_LIMIT_GRACE}
 
 
 def launch(
@@ -101,10 +169,15 @@ def launch(
     shared: bool = False,
     subscribe: Callable[[str], None] | None = None,
     unsubscribe: Callable[[str], None] | None = None,
+    address: str = "",
 ) -> dict[str, Any]:
     """Record a task (or a group of `messages`, one bar) as queued for
     `owner`, then send it; the queued SNAPSHOT.
 
+    Admission first: Redis must have room, and the client `address` ('' for
+    server code: no rate limit) its allowance of starts, each message
+    counting one; then the limits on unfinished tasks (the owner's, the
+    address's, everyone's), checked as the record is created.
     `subscribe` runs before anything is sent, so no push can be missed; on
     failure nothing is left behind.
     """
@@ -115,20 +188,20 @@ def launch(
             "app.extensions['celery'] is not the Celery app progressbar was set up "
             "with: create your Celery app before init_app, or pass it as init_app(app, celery=...)"
         )
+    admission = state().admission
+    admission.check_memory()
+    admission.start(address, len(messages))
     task_id = new_id()
     queued = queued_snapshot(task_id, kind, time.time())
     ids = [new_id() for _ in messages] if group else [task_id]
     try:
         if group:
             parts = {part_id: m.kind for part_id, m in zip(ids, messages, strict=True)}
-            snapshot = store().create_group(task_id, owner, queued, parts, shared)
+            snapshot = store().create_group(task_id, owner, queued, parts, shared, address=address)
         else:
-            snapshot = store().create(task_id, owner, queued, shared)
-    except LimitReached:
-        limit = state().settings.max_active_tasks
-        raise ProtocolError(
-            "limit", f"you already have {limit} unfinished tasks; wait or cancel one"
-        ) from None
+            snapshot = store().create(task_id, owner, queued, shared, address=address)
+    except LimitReached as reached:
+        raise _refusal(reached, len(messages)) from None
     if subscribe:
         subscribe(task_id)
     try:
@@ -139,6 +212,7 @@ def launch(
                 kwargs=m.kwargs,
                 task_id=message_id,
                 headers={SENT_BY_START: 1},
+                **_time_limits(m),
             )
     except Exception:
         if unsubscribe:

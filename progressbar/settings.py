@@ -36,6 +36,49 @@ def _optional_str(raw: Any) -> str | None:
     return str(raw) if raw not in (None, "") else None
 
 
+OFF = ("", "0", "off", "none")
+
+
+def _rate_limit(raw: Any) -> str | None:
+    """A rate limit in the `limits` library's notation ("30/minute;5/second"),
+    or None for none ("off")."""
+    text = str(raw).strip()
+    if text.lower() in OFF:
+        return None
+    from limits import parse_many
+
+    parse_many(text)  # ValueError names what is wrong
+    return text
+
+
+def _flag(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
+def _share(raw: Any) -> float:
+    value = _number(float)(raw)
+    if not 0 < value <= 1:
+        raise ValueError(f"expected a share above 0 and at most 1, got {raw!r}")
+    return float(value)
+
+
+def _at_least(minimum: float, kind: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def parse(raw: Any) -> Any:
+        value = _number(kind)(raw)
+        if value < minimum:
+            raise ValueError(f"expected at least {minimum:g}, got {raw!r}")
+        return value
+
+    return parse
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting with its default. Field `x` is read from `PROGRESSBAR_X`."""
@@ -62,8 +105,36 @@ class Settings:
     heartbeat_interval: float = 1.0
     # Seconds without a heartbeat before a task is reported lost.
     lost_timeout: float = 5.0
-    # Unfinished tasks one identity may have.
-    max_active_tasks: int = 10
+    # Unfinished tasks one identity may have (a group counts its parts); kept
+    # below the worker slots, so one visitor never fills them all.
+    max_active_tasks: int = 6
+    # Unfinished tasks the identities of one client address may have in all
+    # (0: no such limit).
+    max_active_tasks_per_address: int = 24
+    # Unfinished tasks of everyone together: past it every start answers `busy`.
+    max_active_tasks_total: int = 1000
+    # Starts per client address, in the `limits` notation ("30/minute",
+    # "5/second;30/minute"); a group costs its parts. "off": none.
+    start_rate_limit: str | None = "30/minute"
+    # New default identities (cookies) handed to one client address.
+    new_identity_rate_limit: str | None = "10/minute"
+    # Proxies in front of the web process whose X-Forwarded-For is believed, as
+    # werkzeug's ProxyFix x_for: 0 trusts none (the address is REMOTE_ADDR),
+    # 1 a single nginx in front.
+    trusted_proxies: int = 0
+    # Redis memory (bytes) past which starts answer `busy`; 0: 90% of Redis's
+    # own maxmemory, when it has one.
+    max_redis_memory: int = 0
+    # Share of the live workers' slots that one identity, or one client
+    # address, may run at once (at least one slot); its other tasks wait. 1: off.
+    fair_share: float = 0.5
+    # Seconds a task may run before Celery stops it (its soft time limit; the
+    # hard one follows 10 s later), unless its kind or its Celery task sets
+    # its own. The bar ends `failed` and says so.
+    task_time_limit: float = 3600.0
+    # Let clients (Socket.IO, HTTP) start hidden kinds; server code and the
+    # CLI always may. For benchmarks.
+    start_hidden_kinds: bool = False
     # Seconds before the broker hands out again a message that a worker took
     # but never started (it died holding it): kombu's Redis visibility timeout,
     # and its default. Tasks with an eta or countdown beyond it are handed out
@@ -112,6 +183,15 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "heartbeat_interval": _number(float),
     "lost_timeout": _number(float),
     "max_active_tasks": _number(int),
+    "max_active_tasks_per_address": _at_least(0, int),
+    "max_active_tasks_total": _at_least(1, int),
+    "start_rate_limit": _rate_limit,
+    "new_identity_rate_limit": _rate_limit,
+    "trusted_proxies": _at_least(0, int),
+    "max_redis_memory": _at_least(0, int),
+    "fair_share": _share,
+    "task_time_limit": _at_least(1, float),
+    "start_hidden_kinds": _flag,
     "visibility_timeout": _number(float),
     "api_url_prefix": _path,
     "health_url": _path,

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
 
+from .admission import Admission
 from .kinds import Kinds
 from .settings import Settings
 from .store import Store
@@ -29,6 +30,8 @@ class State:
     celery: Celery
     # The extension object, which knows the app's identity loader.
     extension: ProgressBar
+    # Rate limits per client address, and the guard on Redis's memory.
+    admission: Admission
 
 
 def state(app: Flask | None = None) -> State:

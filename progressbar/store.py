@@ -41,7 +41,12 @@ def connect(url: str, max_connections: int) -> redis.Redis:
 
 
 class LimitReached(Exception):
-    """The owner already has as many unfinished tasks as allowed."""
+    """A new task would pass a limit on unfinished tasks: `which` is 'owner'
+    (MAX_ACTIVE_TASKS), 'address' (the client address's) or 'total' (everyone's)."""
+
+    def __init__(self, which: str = "owner") -> None:
+        super().__init__(which)
+        self.which = which
 
 
 class Store:
@@ -56,6 +61,9 @@ class Store:
         heartbeat_timeout: float = 5.0,
         max_active: int = 10,
         channel: str = "",
+        max_active_per_address: int = 0,
+        max_active_total: int = 0,
+        fair_share: float = 1.0,
     ) -> None:
         self.redis = client
         self.ttl = ttl
@@ -63,6 +71,11 @@ class Store:
         self.heartbeat_timeout = heartbeat_timeout
         self.max_active = max_active
         self.channel = channel
+        # Limits of a client address's and everyone's unfinished tasks (0: none).
+        self.max_active_per_address = max_active_per_address
+        self.max_active_total = max_active_total
+        # Share of the live workers' slots one owner, or one address, may run at once.
+        self.fair_share = fair_share
         self._scripts = {
             name: client.register_script(scripts.source(name)) for name in scripts.NAMES
         }
@@ -84,10 +97,19 @@ class Store:
     # -- changes ------------------------------------------------------------
 
     def create(
-        self, task_id: str, owner: str, snapshot: dict[str, Any], shared: bool = False
+        self,
+        task_id: str,
+        owner: str,
+        snapshot: dict[str, Any],
+        shared: bool = False,
+        *,
+        address: str = "",
+        units: list[str] | None = None,
     ) -> dict[str, Any]:
-        """Record a new queued task (seq 1) under its owner; LimitReached if
-        full. A `shared` task may be watched by anyone who has its id."""
+        """Record a new queued task (seq 1) under its owner, started from
+        client `address` ('' for server code); LimitReached if it would pass a
+        limit. It counts as `units` (default: itself; a group, its parts). A
+        `shared` task may be watched by anyone who has its id."""
         snapshot = {**snapshot, "seq": 1}
         created = self._run(
             "create",
@@ -98,9 +120,13 @@ class Store:
             self.ttl,
             self.max_active,
             "1" if shared else "",
+            address,
+            self.max_active_per_address,
+            self.max_active_total,
+            *(units or [task_id]),
         )
-        if not created:
-            raise LimitReached
+        if created != 1:
+            raise LimitReached(str(created))
         return snapshot
 
     def create_group(
@@ -110,8 +136,11 @@ class Store:
         snapshot: dict[str, Any],
         parts: dict[str, str],
         shared: bool = False,
+        *,
+        address: str = "",
     ) -> dict[str, Any]:
-        """Record a queued group and its queued parts ({part id: kind})."""
+        """Record a queued group and its queued parts ({part id: kind}); it
+        counts as its parts toward the limits."""
         snapshot = self.create(
             group_id,
             owner,
@@ -122,6 +151,8 @@ class Store:
                 ],
             },
             shared,
+            address=address,
+            units=list(parts),
         )
         kind = next(iter(parts.values()))
         template = {**snapshot, "task_id": "__ID__", "kind": kind, "seq": 1}
@@ -153,8 +184,13 @@ class Store:
     def claim(self, task_id: str, attempt: int = 0) -> str:
         """Take the task on for one delivery of attempt `attempt` (Celery's
         `retries`): 'claimed', or 'taken', 'ended' or 'missing' when this
-        delivery must not run it."""
-        return str(self._run("claim", task_id, attempt))
+        delivery must not run it, or 'deferred' when its owner (or its client
+        address) already runs its fair share of the workers: not now."""
+        return str(
+            self._run(
+                "claim", task_id, attempt, self.fair_share, self.heartbeat_timeout, self.ttl
+            )
+        )
 
     def retrying(
         self, task_id: str, snapshot: dict[str, Any], wait: float, same_attempt: bool = False
@@ -191,18 +227,28 @@ class Store:
         outcome, raw = answer
         return outcome, json.loads(raw)
 
-    def lose(self, task_id: str, reason: str, only_if_expired: bool) -> dict[str, Any] | None:
-        """End an unfinished task as lost; the new snapshot, or None if nothing changed."""
-        raw = self._run("lose", task_id, reason, self.ttl, "expired" if only_if_expired else "now")
+    def lose(
+        self, task_id: str, reason: str, only_if_expired: bool, failed: bool = False
+    ) -> dict[str, Any] | None:
+        """End an unfinished task as lost (`failed`: as failed, for a task its
+        worker stopped); the new snapshot, or None if nothing changed."""
+        raw = self._run(
+            "lose",
+            task_id,
+            reason,
+            self.ttl,
+            "expired" if only_if_expired else "now",
+            "failed" if failed else "lost",
+        )
         return json.loads(raw) if raw else None
 
     def republish(self, task_ids: list[str]) -> int:
         """Push these tasks' stored snapshots again; how many exist."""
         return int(self._run("republish", *task_ids)) if task_ids else 0
 
-    def worker_seen(self, name: str) -> None:
-        """Worker `name` is alive now."""
-        self._run("worker_seen", name)
+    def worker_seen(self, name: str, slots: int | None = None) -> None:
+        """Worker `name`, with `slots` pool processes, is alive now."""
+        self._run("worker_seen", name, slots or "")
 
     # -- reads --------------------------------------------------------------
 

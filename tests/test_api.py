@@ -11,6 +11,7 @@ from pathlib import Path
 
 import requests
 
+from progressbar.settings import Settings
 from tests.stack import (
     ProgressClient,
     Stack,
@@ -124,7 +125,7 @@ def test_limit_is_429(web: str) -> None:
     http = session_for(web)
     ids = []
     try:
-        for _ in range(10):
+        for _ in range(Settings().max_active_tasks):
             answer = post(
                 http, f"{web}/api/tasks", {"kind": "simulate", "params": {"duration": 60}}
             )

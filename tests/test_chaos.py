@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 
 from demo.work import count_primes
+from progressbar.settings import Settings
 from tests.stack import TERMINAL, ProgressClient, Stack, identity_cookie, wait_until
 
-IDENTITIES = 5
-TASKS_EACH = 10  # the default per-identity limit: all of them at once
+IDENTITIES = 8
+TASKS_EACH = Settings().max_active_tasks  # the default per-identity limit: all at once
 
 
 @pytest.fixture

@@ -69,6 +69,13 @@ def test_a_batch_is_one_bar_in_the_terminal_too(stack_env, worker) -> None:
     assert run.stdout.strip().splitlines()[-1] == 'succeeded: {"parts": 2}'
 
 
+def test_the_cli_starts_a_hidden_kind_that_clients_may_not(stack_env, worker) -> None:
+    # It runs with the server's trust; clients get `unknown_kind` (test_admission).
+    run = flask(stack_env, "start", "ticker", "--updates", "3", "--rate", "100")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == "succeeded: 3"
+
+
 def test_without_rich_start_is_refused_before_anything_is_queued(
     stack_env, worker, tmp_path
 ) -> None:

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from progressbar.errors import CODES
+from progressbar.settings import Settings
 from tests.stack import ProgressClient, error_code, extra_web, identity_cookie, wait_until
 
 FUZZ_EXAMPLES = 10_000
@@ -93,11 +94,12 @@ def test_active_task_limit_and_a_flood_does_not_slow_others(connect, web: str) -
     flooder = connect(identity_cookie(web))
     other = connect(identity_cookie(web))
     try:
-        ids = [flooder.start("simulate", duration=60, seed=i)["task_id"] for i in range(10)]
+        limit = Settings().max_active_tasks
+        ids = [flooder.start("simulate", duration=60, seed=i)["task_id"] for i in range(limit)]
         answer = flooder.call("start", {"kind": "simulate"})
         assert error_code(answer) == "limit"
-        assert "10" in answer["error"]["message"]
-        assert len(flooder.call("list")["tasks"]) == 10  # the refused one left no trace
+        assert f"{limit} unfinished tasks" in answer["error"]["message"]
+        assert len(flooder.call("list")["tasks"]) == limit  # the refused one left no trace
 
         # A flood of starts from one identity; another identity stays served.
         for _ in range(300):

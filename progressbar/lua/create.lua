@@ -1,21 +1,49 @@
--- args: id, owner, snapshot JSON (seq 1), created_at, ttl, limit, '1' if anyone
--- holding its id may watch it (shared).
--- Returns 1, or 0 when the owner already has `limit` unfinished tasks.
-local id, owner, ttl = args[1], args[2], tonumber(args[5])
-local active_key = prefix .. ':active:' .. owner
-local active = 0
-for _, other in ipairs(redis.call('SMEMBERS', active_key)) do
-  local state = redis.call('HGET', task_key(other), 'state')
-  if state and not is_terminal(state) then active = active + 1
-  else redis.call('SREM', active_key, other) end
+-- args: id, owner, snapshot JSON (seq 1), created_at, ttl, the owner's limit,
+-- '1' if anyone holding its id may watch it (shared), the client address (''
+-- if none), the address's limit and the limit of all (0: none), then the
+-- units it counts: its own id, or a group's part ids (a group counts its parts).
+-- Returns 1, or the limit it would pass: 'owner', 'address' or 'total'.
+local id, owner, ttl, address = args[1], args[2], tonumber(args[5]), args[8]
+local units = {}
+for i = 11, #args do units[#units + 1] = args[i] end
+local t = now()
+-- The units `key` counts, the stale left out: those older than the ttl and,
+-- when the limit is near, those whose record ended or is gone (a part's
+-- record follows its group's by a moment: only an old one counts as gone).
+local function count(key, limit)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', t - ttl)
+  local n = redis.call('ZCARD', key)
+  if n + #units <= limit then return n end
+  local oldest = redis.call('ZRANGE', key, 0, 99, 'WITHSCORES')
+  for i = 1, #oldest, 2 do
+    local other, since = oldest[i], tonumber(oldest[i + 1])
+    local state = redis.call('HGET', task_key(other), 'state')
+    if (state and is_terminal(state)) or (not state and since < t - 60) then
+      redis.call('ZREM', key, other)
+      n = n - 1
+    end
+  end
+  return n
 end
-if active >= tonumber(args[6]) then return 0 end
+local checks = {{'owner', unfinished_key('owner', owner), tonumber(args[6])}}
+if address ~= '' and tonumber(args[9]) > 0 then
+  table.insert(checks, {'address', unfinished_key('address', address), tonumber(args[9])})
+end
+if tonumber(args[10]) > 0 then
+  table.insert(checks, {'total', unfinished_key(), tonumber(args[10])})
+end
+for _, check in ipairs(checks) do
+  if count(check[2], check[3]) + #units > check[3] then return check[1] end
+end
 redis.call('HSET', task_key(id), 'owner', owner, 'seq', 1, 'state', 'queued',
            'snapshot', args[3])
 if args[7] == '1' then redis.call('HSET', task_key(id), 'shared', 1) end
+if address ~= '' then redis.call('HSET', task_key(id), 'address', address) end
 redis.call('EXPIRE', task_key(id), ttl)
 redis.call('ZADD', prefix .. ':owner:' .. owner, args[4], id)
 redis.call('EXPIRE', prefix .. ':owner:' .. owner, ttl)
-redis.call('SADD', active_key, id)
-redis.call('EXPIRE', active_key, ttl)
+for _, check in ipairs(checks) do
+  for _, unit in ipairs(units) do redis.call('ZADD', check[2], t, unit) end
+  redis.call('EXPIRE', check[2], ttl)
+end
 return 1

@@ -11,10 +11,34 @@ local function now()
   local t = redis.call('TIME')
   return tonumber(t[1]) + tonumber(t[2]) / 1e6
 end
+-- Units (a task, or a part of a group) that count toward the limits: every
+-- unfinished one, all of an owner's, all of a client address's (sorted sets,
+-- by when it was created); and those running, by owner and by address (by
+-- when they were claimed), for the fair share of the workers.
+local function unfinished_key(by, who)
+  if by then return prefix .. ':unfinished:' .. by .. ':' .. who end
+  return prefix .. ':unfinished'
+end
+local function running_key(by, who) return prefix .. ':running:' .. by .. ':' .. who end
+-- The client address a task was started from (a part's is its group's), or nil.
+local function address_of(id)
+  local fields = redis.call('HMGET', task_key(id), 'address', 'parent')
+  if fields[1] then return fields[1] end
+  if fields[2] then return redis.call('HGET', task_key(fields[2]), 'address') or nil end
+  return nil
+end
 local function forget_live(id, owner)
   redis.call('ZREM', prefix .. ':live', id)
   redis.call('SREM', prefix .. ':active:' .. owner, id)
   redis.call('HDEL', task_key(id), 'cancel')
+  redis.call('ZREM', unfinished_key(), id)
+  redis.call('ZREM', unfinished_key('owner', owner), id)
+  redis.call('ZREM', running_key('owner', owner), id)
+  local address = address_of(id)
+  if address then
+    redis.call('ZREM', unfinished_key('address', address), id)
+    redis.call('ZREM', running_key('address', address), id)
+  end
 end
 -- Push a stored snapshot (JSON) to the task's room, through every web process.
 local function publish(id, snapshot)

@@ -19,6 +19,7 @@ from werkzeug.wrappers import Response
 from .. import service
 from ..errors import ProtocolError, protocol_error
 from ..state import state
+from .address import client_address
 from .identity import current_identity
 from .openapi import openapi_document
 
@@ -36,11 +37,17 @@ STATUS = {
     "unavailable": 503,
     "internal": 500,
     "unauthorized": 401,
+    "busy": 503,
 }
 
 
-def error(code: str, message: str, status: int | None = None) -> tuple[Response, int]:
-    return jsonify(ProtocolError(code, message).answer()), status or STATUS[code]
+def error(
+    code: str, message: str, status: int | None = None, retry_after: float | None = None
+) -> tuple[Response, int]:
+    response = jsonify(ProtocolError(code, message).answer())
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, round(retry_after)))
+    return response, status or STATUS[code]
 
 
 @bp.errorhandler(HTTPException)
@@ -57,7 +64,7 @@ def http_error(exc: HTTPException) -> tuple[Response, int]:
 def refused(exc: Exception) -> tuple[Response, int]:
     # ProtocolErrors answer themselves; others are `unavailable` or `internal`.
     answer = protocol_error(exc, log, f"api {request.endpoint}")
-    return error(answer.code, answer.message)
+    return error(answer.code, answer.message, retry_after=answer.retry_after)
 
 
 def _same_origin(origin: str) -> bool:
@@ -89,7 +96,7 @@ def _json_body() -> Any:
 @bp.post("/tasks")
 def start_task() -> tuple[Response, int, dict[str, str]]:
     """Start a task: 202, its SNAPSHOT, and where to follow it."""
-    snapshot = service.start_task(_json_body(), current_identity())
+    snapshot = service.start_task(_json_body(), current_identity(), address=client_address())
     location = url_for("progressbar_api.get_task", task_id=snapshot["task_id"])
     return jsonify({"ok": True, "task": snapshot}), 202, {"Location": location}
 

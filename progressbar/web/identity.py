@@ -17,6 +17,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 from ..errors import ProtocolError
 from ..state import state
+from .address import client_address
 
 COOKIE = "progressbar_identity"
 # Browsers keep a cookie at most 400 days; an identity lasts as long as its
@@ -61,15 +62,23 @@ def session_identity() -> str:
         # The connection's own copy of the session: never saved to a cookie.
         identity = session.get("progressbar.identity") or session.get(LEGACY_SESSION_KEY)
         if not isinstance(identity, str):
-            identity = session["progressbar.identity"] = secrets.token_urlsafe(18)
+            identity = session["progressbar.identity"] = _new_identity()
         return identity
     identity = g.get("progressbar_identity")
     if identity is None:
         legacy = session.get(LEGACY_SESSION_KEY)
-        identity = legacy if isinstance(legacy, str) else secrets.token_urlsafe(18)
+        identity = legacy if isinstance(legacy, str) else _new_identity()
         g.progressbar_identity = identity
         after_this_request(_set_cookie)
     return identity
+
+
+def _new_identity() -> str:
+    """A fresh identity, if the client's address may have one more
+    (NEW_IDENTITY_RATE_LIMIT): a client that drops its cookie gets no fresh
+    allowance each time; ProtocolError('limit') otherwise."""
+    state().admission.new_identity(client_address())
+    return secrets.token_urlsafe(18)
 
 
 def _set_cookie(response: Response) -> Response:

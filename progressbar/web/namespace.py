@@ -20,6 +20,7 @@ from .. import service
 from ..errors import ProtocolError, protocol_error
 from ..service import checked_payload, task_id_of
 from ..state import state
+from .address import client_address
 from .identity import current_identity
 from .watchdog import Watchdog
 
@@ -79,7 +80,9 @@ class ProgressNamespace(Namespace):
     @answered
     def on_start(self, payload: Any) -> Answer:
         """{kind, params} -> {task}: queued, and this connection watches it."""
-        snapshot = service.start_task(payload, current_identity(), join_room, leave_room)
+        snapshot = service.start_task(
+            payload, current_identity(), join_room, leave_room, address=client_address()
+        )
         return {"task": snapshot}
 
     @answered

@@ -54,8 +54,9 @@ def _errors(*statuses: int) -> dict[str, Any]:
         403: "cross-site request",
         404: "no such task",
         415: "not JSON",
-        429: "too many unfinished tasks",
-        503: "Redis or broker down",
+        429: "a limit of this identity or client address: unfinished tasks, starts or new "
+        "identities (Retry-After, when known)",
+        503: "Redis or broker down (`unavailable`), or the service full (`busy`, Retry-After)",
     }
     return {str(s): _json({"$ref": "#/components/schemas/Error"}, reasons[s]) for s in statuses}
 
@@ -70,7 +71,9 @@ TASK_ID = {
 
 
 def openapi_document() -> dict[str, Any]:
-    kinds = sorted(state().kinds.names())
+    # The kinds a client may start: hidden ones only with START_HIDDEN_KINDS.
+    every = state().settings.start_hidden_kinds
+    kinds = sorted(k.name for k in state().kinds if every or not k.hidden)
     prefix = state().settings.api_url_prefix
     return {
         "openapi": "3.0.3",
@@ -115,7 +118,7 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "This identity's tasks, newest first",
                     "responses": {
                         "200": _json(_ok(tasks={"type": "array", "items": TASK}), "the tasks"),
-                        **_errors(401, 503),
+                        **_errors(401, 429, 503),
                     },
                 },
             },
@@ -125,7 +128,7 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [TASK_ID],
                     "responses": {
                         "200": _json(_ok(task=TASK), "the task"),
-                        **_errors(400, 401, 404, 503),
+                        **_errors(400, 401, 404, 429, 503),
                     },
                 },
             },
@@ -153,7 +156,7 @@ def openapi_document() -> dict[str, Any]:
                             ),
                             "what the cancel did",
                         ),
-                        **_errors(400, 401, 403, 404, 415, 503),
+                        **_errors(400, 401, 403, 404, 415, 429, 503),
                     },
                 },
             },

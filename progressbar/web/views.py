@@ -11,7 +11,9 @@ from flask import Blueprint, abort, current_app, send_from_directory
 from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
+from ..errors import ProtocolError
 from ..state import state
+from .api import error
 from .identity import session_identity
 
 bp = Blueprint("progressbar", __name__)
@@ -28,11 +30,15 @@ NODE_MODULES = PACKAGE.parent / "node_modules"
 
 
 @bp.get("/progressbar/identity")
-def identity() -> Response:
+def identity() -> Response | tuple[Response, int]:
     """Give this browser its default identity, if it has none: the browser
     client asks before it connects, so the connection carries the cookie."""
     if state().extension.uses_session_identity and current_app.secret_key:
-        session_identity()
+        try:
+            session_identity()
+        except ProtocolError as exc:
+            # Too many new identities for this address: refused as the HTTP API refuses.
+            return error(exc.code, exc.message, retry_after=exc.retry_after)
     response = Response(status=204)
     response.headers["Cache-Control"] = "no-store"
     return response

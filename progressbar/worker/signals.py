@@ -72,12 +72,15 @@ def start_heartbeats(sender: Any = None, **_: Any) -> None:
     context = context_of(getattr(sender, "app", None))
     if context is None:
         return
+    # The pool's size, for the fair share: `-c N` on the command line included.
+    slots = getattr(getattr(sender, "pool", None), "num_processes", None)
     threading.Thread(
         target=beat_forever,
         args=(
             context.store,
             getattr(sender, "hostname", None) or "worker",
             context.settings.heartbeat_interval,
+            slots if isinstance(slots, int) else context.settings.worker_concurrency,
         ),
         name="progress-heartbeats",
         daemon=True,
@@ -91,11 +94,14 @@ def report_lost(
     context = context_of(getattr(sender, "app", None))
     if reason is None or task_id is None or context is None:
         return  # an ordinary failure, reported by the task itself
-    if context.store.lose(task_id, reason, only_if_expired=False) is not None:
-        log.warning("lost: %s", reason, extra=logs.task_extra(task_id))
+    # Past its hard time limit the task did not die: it was stopped, and failed.
+    failed = isinstance(exception, TimeLimitExceeded)
+    if context.store.lose(task_id, reason, only_if_expired=False, failed=failed) is not None:
+        ended = "failed" if failed else "lost"
+        log.warning("%s: %s", ended, reason, extra=logs.task_extra(task_id))
 
 
-def beat_forever(store: Store, name: str, interval: float) -> None:
+def beat_forever(store: Store, name: str, interval: float, slots: int | None = None) -> None:
     """Every HEARTBEAT_INTERVAL: this worker is alive (for /healthz), and so is
     every tracked task it holds."""
     from celery.worker import state as worker_state
@@ -107,7 +113,7 @@ def beat_forever(store: Store, name: str, interval: float) -> None:
             if isinstance(getattr(request, "task", None), ProgressTask)
         ]
         try:
-            store.worker_seen(name)
+            store.worker_seen(name, slots)
             store.heartbeat(*held)
         except Exception:
             log.warning("heartbeat of %d tasks failed", len(held), exc_info=True)

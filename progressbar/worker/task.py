@@ -21,6 +21,9 @@ from .reporter import Progress
 
 log = logging.getLogger(__name__)
 
+# Seconds before a task deferred by the fair share is tried again.
+DEFER_SECONDS = 1.0
+
 
 def _own_words(exc: BaseException | None) -> str:
     """The first line of a TaskError's message, meant for the owner; '' otherwise."""
@@ -109,6 +112,8 @@ class ProgressTask(Task):
     def _run_tracked(self, context: WorkerContext, args: Any, kwargs: Any) -> Any:
         attempt = self.request.retries or 0
         claim = context.store.claim(self.request.id, attempt)
+        if claim == "deferred":
+            self._defer()
         if claim != "claimed":
             # Cancelled while queued, judged lost, its record gone (expired,
             # or its start failed), or another delivery of the same message
@@ -150,6 +155,15 @@ class ProgressTask(Task):
             raise
         progress.finish("succeeded", result=result)
         return result
+
+    def _defer(self) -> None:
+        """Put this delivery back, unchanged (same id, attempt, headers and
+        time limits), to be tried again in DEFER_SECONDS: its owner or client
+        address already runs its share of the workers, and this slot is for
+        someone else. It ends here as Ignore ends a task: no state stored."""
+        log.debug("deferred: its owner runs its share", extra=logs.task_extra(self.request.id))
+        self.signature_from_request().apply_async(countdown=DEFER_SECONDS)
+        raise Ignore()
 
     def _sent_by_start(self) -> bool:
         # Message protocol 2 makes a header an attribute of the request;

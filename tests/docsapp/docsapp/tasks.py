@@ -35,7 +35,7 @@ def make_thumbnails(self, images: int, seconds_each: float, broken: int | None =
 # Celery's own ways for a task to end, each followed by a bar.
 
 
-@progress_bars.kind("scan", title="Scan a page", hidden=True)
+@progress_bars.kind("scan", title="Scan a page")
 @shared_task(bind=True, max_retries=2)
 def scan(self):  # type: ignore[no-untyped-def]
     """Fails its first attempt (the scanner is busy), retries, then succeeds."""
@@ -47,7 +47,7 @@ def scan(self):  # type: ignore[no-untyped-def]
     return {"attempts": self.request.retries + 1}
 
 
-@progress_bars.kind("skip", title="Skip", hidden=True)
+@progress_bars.kind("skip", title="Skip")
 @shared_task(bind=True)
 def skip(self):  # type: ignore[no-untyped-def]
     with progress(self, total=3) as p:
@@ -55,7 +55,7 @@ def skip(self):  # type: ignore[no-untyped-def]
         raise Ignore()
 
 
-@progress_bars.kind("refuse", title="Refuse", hidden=True)
+@progress_bars.kind("refuse", title="Refuse")
 @shared_task(bind=True)
 def refuse(self):  # type: ignore[no-untyped-def]
     with progress(self, total=3) as p:
@@ -63,7 +63,7 @@ def refuse(self):  # type: ignore[no-untyped-def]
         raise Reject("unreadable input", requeue=False)
 
 
-@progress_bars.kind("overrun", title="Overrun", hidden=True)
+@progress_bars.kind("overrun", title="Overrun")
 @shared_task(bind=True, soft_time_limit=0.5)
 def overrun(self):  # type: ignore[no-untyped-def]
     with progress(self, total=100) as p:
