@@ -124,6 +124,14 @@ ONE_ADDRESS_FOR_ALL = {
 }
 
 
+def as_shipped() -> dict[str, str]:
+    """The settings the suite lifts, back to their shipped values."""
+    from progressbar.settings import Settings
+
+    shipped = Settings()
+    return {name: str(getattr(shipped, name.lower()) or "off") for name in ONE_ADDRESS_FOR_ALL}
+
+
 def process_env(redis_url: str, secret: str, **extra: str) -> dict[str, str]:
     """The environment of a test stack's processes: the caller's, less any Flask
     or progressbar setting of its own, so nothing leaks in from the shell."""

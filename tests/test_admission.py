@@ -19,9 +19,9 @@ import socketio
 from progressbar.settings import Settings
 from progressbar.web.address import address_of
 from tests.stack import (
-    ONE_ADDRESS_FOR_ALL,
     ProgressClient,
     Stack,
+    as_shipped,
     cookie_header,
     error_code,
     extra_web,
@@ -29,8 +29,6 @@ from tests.stack import (
 )
 
 SHIPPED = Settings()
-# The settings the suite lifts, back to their shipped values.
-AS_SHIPPED = {name: str(getattr(SHIPPED, name.lower()) or "off") for name in ONE_ADDRESS_FOR_ALL}
 SLOTS = 4  # the worker's pool: a fair share of 0.5 is 2 slots
 _addresses = (f"203.0.113.{n}" for n in itertools.count(1))
 
@@ -44,7 +42,7 @@ def admitted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = Stack(
         tmp_path_factory.mktemp("admission"),
         worker_args=("-c", str(SLOTS)),
-        env_extra={**AS_SHIPPED, "TRUSTED_PROXIES": "1"},
+        env_extra={**as_shipped(), "TRUSTED_PROXIES": "1"},
     )
     with stack:
         yield stack
