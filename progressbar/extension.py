@@ -21,7 +21,7 @@ from .messages import NAMESPACE
 from .settings import Settings
 from .state import EXTENSION, State, state
 from .store import Store, connect
-from .web import api, serve, views
+from .web import api, serve, views, watchdog
 from .web.identity import current_identity, session_identity
 from .web.message_queue import hosted_channel, queue_manager
 from .web.namespace import ProgressNamespace
@@ -144,6 +144,11 @@ class ProgressBar:
             settings.health_url, "progressbar.healthz", views.healthz, methods=["GET"]
         )
         app.cli.add_command(progress_cli)
+        # Every web process runs the watchdog from its start: `run`, the
+        # gunicorn configuration and `flask run` start it; under any other
+        # server, the first request does.
+        app.before_request(watchdog.start_current)
+        watchdog.register(app)
 
     def run(
         self,

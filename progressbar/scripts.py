@@ -8,7 +8,11 @@ delivery that runs it). Beside it: `{prefix}:owner:{owner}` (sorted set of the
 owner's task ids by creation), `{prefix}:active:{owner}` (set of the owner's
 unfinished task ids, for the limit), `{prefix}:live` (sorted set: task id ->
 heartbeat deadline, Redis time) and `{prefix}:workers` (worker name -> last
-sign of life). Keys are built inside the scripts from the prefix: one Redis, no
+sign of life). Sorted sets of unfinished task ids by Redis time, for the
+watchdog: `{prefix}:unsent` (created, message not yet marked sent),
+`{prefix}:cancelling` (cancel asked, not obeyed yet), `{prefix}:waiting` and
+`{prefix}:stranded` (queued, not yet claimed; stranded ones say no worker is
+alive). Keys are built inside the scripts from the prefix: one Redis, no
 cluster.
 
 A group (a batch of parts) is a record with `children` (comma-separated ids);
@@ -31,7 +35,6 @@ from .snapshot import TERMINAL_STATES
 
 NAMES = (
     "create",
-    "create_parts",
     "discard",
     "claim",
     "write",
@@ -43,6 +46,9 @@ NAMES = (
     "republish",
     "worker_seen",
     "live_workers",
+    "overdue",
+    "end_cancelled",
+    "waiting",
 )
 
 

@@ -64,6 +64,12 @@ class Settings:
     lost_timeout: float = 5.0
     # Unfinished tasks one identity may have.
     max_active_tasks: int = 10
+    # Seconds a running task has to stop after its owner's cancel; past them
+    # its worker process is terminated and the bar ends cancelled.
+    cancel_grace: float = 10.0
+    # Seconds a new task's message may take to reach the broker; a record
+    # still not sent after them (its web process died meanwhile) ends lost.
+    send_timeout: float = 30.0
     # Seconds before the broker hands out again a message that a worker took
     # but never started (it died holding it): kombu's Redis visibility timeout,
     # and its default. Tasks with an eta or countdown beyond it are handed out
@@ -112,6 +118,8 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "heartbeat_interval": _number(float),
     "lost_timeout": _number(float),
     "max_active_tasks": _number(int),
+    "cancel_grace": _number(float),
+    "send_timeout": _number(float),
     "visibility_timeout": _number(float),
     "api_url_prefix": _path,
     "health_url": _path,

@@ -14,4 +14,11 @@ if is_terminal(state) then return 'ended' end
 local claimed = tonumber(redis.call('HGET', key, 'claimed'))
 if claimed and claimed >= attempt then return 'taken' end
 redis.call('HSET', key, 'claimed', attempt)
+-- Its message reached a worker: it no longer waits, nor can be unsent.
+local id, parent = args[1], redis.call('HGET', key, 'parent')
+redis.call('ZREM', prefix .. ':unsent', id)
+for _, set in ipairs({'waiting', 'stranded'}) do
+  redis.call('ZREM', prefix .. ':' .. set, id)
+  if parent then redis.call('ZREM', prefix .. ':' .. set, parent) end
+end
 return 'claimed'
