@@ -432,3 +432,23 @@ def test_queued_bars_say_whether_a_worker_is_alive(store: Store) -> None:
     back = store.get(waiting)
     assert back is not None and (back["message"], back["seq"]) == (WAITING_FOR_A_WORKER, 3)
     assert back["state"] == "queued"
+
+
+def test_a_record_no_script_can_encode_stops_neither_the_watchdog_nor_other_bars(
+    store: Store,
+) -> None:
+    dog, _ = judging_now(store, worker_max_age=60)
+    bad, good = new_task(store), new_task(store)
+    for task_id in (bad, good):
+        store.sent(task_id)
+        store.heartbeat(task_id)  # reserved by a worker that then died; `bad` first
+    # A NaN written as a literal: Lua's JSON encoder refuses it.
+    key = f"{store.prefix}:task:{bad}"
+    raw = str(store.redis.hget(key, "snapshot"))
+    store.redis.hset(key, "snapshot", raw.replace('"current":0', '"current":NaN'))
+    past_deadline(store, good)
+
+    assert until_ended(dog, store, good)["state"] == "lost"
+    waiting = new_task(store)
+    dog.tick()
+    assert store.get(waiting)["message"] == NO_WORKER  # type: ignore[index]

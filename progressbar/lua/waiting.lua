@@ -16,14 +16,21 @@ for i = 1, #found, 2 do
   redis.call('ZREM', from, id)
   if redis.call('HGET', key, 'state') == 'queued' and not redis.call('HGET', key, 'claimed') then
     redis.call('ZADD', to, since, id)
-    local snapshot = cjson.decode(redis.call('HGET', key, 'snapshot'))
-    snapshot['seq'] = redis.call('HINCRBY', key, 'seq', 1)
-    snapshot['message'] = message
-    snapshot['updated_at'] = math.floor(t * 1000) / 1000
-    local encoded = cjson.encode(snapshot)
-    redis.call('HSET', key, 'snapshot', encoded)
-    publish(id, encoded)
-    changed = changed + 1
+    -- A snapshot that will not decode or encode is left as it is: one bad
+    -- record must not keep every other bar from being told.
+    local ok, snapshot = pcall(cjson.decode, redis.call('HGET', key, 'snapshot'))
+    local encoded
+    if ok then
+      snapshot['seq'] = tonumber(redis.call('HGET', key, 'seq')) + 1
+      snapshot['message'] = message
+      snapshot['updated_at'] = math.floor(t * 1000) / 1000
+      ok, encoded = pcall(cjson.encode, snapshot)
+    end
+    if ok then
+      redis.call('HSET', key, 'seq', snapshot['seq'], 'snapshot', encoded)
+      publish(id, encoded)
+      changed = changed + 1
+    end
   end
 end
 return changed

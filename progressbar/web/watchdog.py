@@ -24,7 +24,9 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, current_app
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .. import logs
 from ..snapshot import WAITING_FOR_A_WORKER
@@ -75,25 +77,46 @@ class Watchdog:
     def scan(self) -> list[dict[str, Any]]:
         """Every verdict due now; the snapshots it ended."""
         store = self.store
-        reported = []
-        for task_id in store.expired():
-            snapshot = store.lose(task_id, self.reason, only_if_expired=True)
-            if snapshot is not None:
-                log.warning("lost: no heartbeat", extra=logs.task_extra(task_id))
-                reported.append(snapshot)
-        for task_id in store.overdue("unsent", self.send_timeout):
-            snapshot = store.lose_unsent(task_id, NEVER_SENT, self.send_timeout)
-            if snapshot is not None:
-                log.warning("lost: never sent", extra=logs.task_extra(task_id))
-                reported.append(snapshot)
-        for task_id in store.overdue("cancelling", self.cancel_grace):
-            snapshot = store.end_cancelled(task_id, self.cancel_grace, self.forced)
-            if snapshot is not None:
-                log.warning("cancelled: terminating it", extra=logs.task_extra(task_id))
-                reported.append(snapshot)
-                self._terminate(task_id)
+        reported = self._judge(
+            store.expired(),
+            lambda task_id: store.lose(task_id, self.reason, only_if_expired=True),
+            "lost: no heartbeat",
+        )
+        reported += self._judge(
+            store.overdue("unsent", self.send_timeout),
+            lambda task_id: store.lose_unsent(task_id, NEVER_SENT, self.send_timeout),
+            "lost: never sent",
+        )
+        cancelled = self._judge(
+            store.overdue("cancelling", self.cancel_grace),
+            lambda task_id: store.end_cancelled(task_id, self.cancel_grace, self.forced),
+            "cancelled: terminating it",
+        )
+        for snapshot in cancelled:
+            self._terminate(snapshot["task_id"])
         store.note_waiting(self.worker_max_age, NO_WORKER, WAITING_FOR_A_WORKER)
-        return reported
+        return reported + cancelled
+
+    def _judge(
+        self,
+        task_ids: list[str],
+        verdict: Callable[[str], dict[str, Any] | None],
+        what: str,
+    ) -> list[dict[str, Any]]:
+        """Apply `verdict` to each task; the snapshots it ended."""
+        ended = []
+        for task_id in task_ids:
+            about = logs.task_extra(task_id)
+            try:
+                snapshot = verdict(task_id)
+            except ResponseError:
+                # Its script refused this record alone: the others are still judged.
+                log.exception("watchdog: could not judge it", extra=about)
+                continue
+            if snapshot is not None:
+                log.warning(what, extra=about)
+                ended.append(snapshot)
+        return ended
 
     def _terminate(self, task_id: str) -> None:
         try:
@@ -110,7 +133,7 @@ class Watchdog:
             if self.clock() >= self._quiet_until:
                 return self.scan()
             self.store.redis.ping()
-        except RedisError:
+        except (RedisConnectionError, RedisTimeoutError):
             log.warning(
                 "watchdog: Redis unreachable; judging again %g s after it returns", self.timeout
             )
@@ -153,22 +176,22 @@ def start(app: Flask) -> bool:
     with _lock:
         if _running.get(app) == pid:
             return False
+        found = state(app)
+        settings = found.settings
+        control = found.celery.control
+        dog = Watchdog(
+            found.store,
+            settings.lost_timeout,
+            send_timeout=settings.send_timeout,
+            cancel_grace=settings.cancel_grace,
+            # Seen within three heartbeats, as /healthz judges: one late beat
+            # is not a dead worker.
+            worker_max_age=3 * settings.heartbeat_interval,
+            # The worker's pool is prefork: terminate kills the process running it.
+            terminate=lambda task_id: control.revoke(task_id, terminate=True),
+        )
+        found.socketio.start_background_task(dog.run, found.socketio.sleep)
         _running[app] = pid
-    found = state(app)
-    settings = found.settings
-    control = found.celery.control
-    dog = Watchdog(
-        found.store,
-        settings.lost_timeout,
-        send_timeout=settings.send_timeout,
-        cancel_grace=settings.cancel_grace,
-        # Seen within three heartbeats, as /healthz judges: one late beat is
-        # not a dead worker.
-        worker_max_age=3 * settings.heartbeat_interval,
-        # The worker's pool is prefork: terminate kills the process running it.
-        terminate=lambda task_id: control.revoke(task_id, terminate=True),
-    )
-    found.socketio.start_background_task(dog.run, found.socketio.sleep)
     return True
 
 
