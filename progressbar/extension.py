@@ -165,6 +165,13 @@ class ProgressBar:
         eventlet. `options` go to Flask-SocketIO's `run`."""
         serve.run(self.socketio, app, host, port, max_connections, **options)
 
+    def start_watchdog(self, app: Flask) -> None:
+        """Run `app`'s watchdog in this process from now on, once. `run`, the
+        gunicorn configuration and `flask run` start it themselves, and any
+        other server with its first request: call it where your own server
+        starts serving, so that it runs before anyone asks."""
+        watchdog.start(app)
+
     def identity(self) -> str | None:
         """The caller's identity, as the app's loader gives it (None: nobody)."""
         return self._identity()
