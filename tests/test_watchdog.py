@@ -100,6 +100,7 @@ def test_without_any_socketio_connection_a_dead_workers_task_ends_lost(stack: St
     url = f"{base}/api/tasks/{started['task']['task_id']}"
     wait_until(lambda: http.get(url, timeout=5).json()["task"]["state"] == "running", 15, "running")
     os.kill(stack.worker.pid, signal.SIGKILL)
+    killed = time.monotonic()
     try:
         # LOST_TIMEOUT (5 s) after the last heartbeat, plus the scan's second.
         final = wait_until(
@@ -108,6 +109,7 @@ def test_without_any_socketio_connection_a_dead_workers_task_ends_lost(stack: St
             "the task no longer running",
         )
         assert final["state"] == "lost" and "stopped responding" in final["error"]
+        print(f"lost, over HTTP only, {time.monotonic() - killed:.1f} s after kill -9")
     finally:
         restart_worker(stack)
 
@@ -116,11 +118,13 @@ def test_a_record_its_web_process_never_sent_ends_lost(stack: Stack) -> None:
     # What a web process killed between a task's record and its message leaves.
     store = Store(connect(stack.redis_url, 2), ttl=600, channel="progressbar")
     task_id = secrets.token_urlsafe(18)
-    store.create(task_id, "cli:tester", queued_snapshot(task_id, "primes", time.time()))
+    created = time.time()
+    store.create(task_id, "cli:tester", queued_snapshot(task_id, "primes", created))
     watch = [sys.executable, "-m", "flask", "--app", "app", "progress", "watch", task_id]
     cli = Process([*watch, "--as", "cli:tester"], stack.env, stack.logs / "cli-watch.log")
     try:
         assert cli.popen.wait(SEND_TIMEOUT + 15) == 3  # the CLI's status for lost
+        print(f"never-sent record lost {time.time() - created:.1f} s after its creation")
         assert cli.log_lines(f"lost: {NEVER_SENT}")
     finally:
         cli.stop()
@@ -139,6 +143,7 @@ def test_a_task_that_ignores_cancel_is_terminated_and_ends_cancelled(
     time.sleep(SEND_TIMEOUT + 1.5)
     assert client.call("subscribe", {"task_id": behind})["task"]["state"] == "queued"
 
+    asked = time.time()
     for task_id in stuck:
         answer = client.call("cancel", {"task_id": task_id})
         assert answer["ok"] and answer["outcome"] == "requested", answer
@@ -147,6 +152,7 @@ def test_a_task_that_ignores_cancel_is_terminated_and_ends_cancelled(
         assert final["state"] == "cancelled", final
         assert "terminated on its worker" in final["message"]
         assert client.pushes_for(task_id)[-1] is final  # nothing after the end
+        print(f"cancelled {final['_received'] - asked:.1f} s after the request")
     # Their pool processes were freed: the task behind them runs now, not in 2 minutes.
     assert client.wait_terminal(behind, timeout=20)["state"] == "succeeded"
 
@@ -160,6 +166,7 @@ def test_a_task_started_with_no_worker_alive_says_so_then_runs(
         wait_until(lambda: requests.get(health, timeout=5).status_code == 503, 15, "no worker")
         task = client.start("simulate", duration=0.5, seed=2)
         noted = client.wait_for(task["task_id"], lambda s: s["message"] == NO_WORKER, timeout=10)
+        print(f"no-worker note {noted['_received'] - task['created_at']:.1f} s after the start")
         assert noted["state"] == "queued" and noted["seq"] == 2
     finally:
         restart_worker(stack)
