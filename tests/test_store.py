@@ -414,6 +414,8 @@ def test_a_cancel_not_obeyed_ends_the_task_cancelled_and_has_it_terminated(
     assert "cancel_requested" not in final and final["current"] == 10
     assert terminated == [task_id]
     assert dog.tick() == [] and terminated == [task_id]  # once
+    other, by_other = judging_now(store, cancel_grace=0.3)  # another web process's
+    assert other.tick() == [] and by_other == []
     assert store.write(task_id, running(task_id, 11)) is None  # a late report changes nothing
 
 
