@@ -26,7 +26,10 @@ MAX_TASK_ID = 64
 
 CANCEL_MESSAGES = {
     "cancelled": f"{CANCELLED_BEFORE_START}.",
-    "requested": "Cancel requested: the task stops at its next progress report.",
+    "requested": (
+        "Cancel requested: the task stops at its next progress report, or is "
+        "terminated on its worker if it has not stopped {grace:g} s from now."
+    ),
     "finished": "The task had already finished; nothing changed.",
 }
 
@@ -169,7 +172,8 @@ def cancel_task(task_id: str, owner: str) -> dict[str, Any]:
     if outcome is None:
         raise not_found()
     result, snapshot = outcome
-    return {"task": snapshot, "outcome": result, "message": CANCEL_MESSAGES[result]}
+    message = CANCEL_MESSAGES[result].format(grace=state().settings.cancel_grace)
+    return {"task": snapshot, "outcome": result, "message": message}
 
 
 def get_task(task_id: str, identity: str) -> dict[str, Any]:

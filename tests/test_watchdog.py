@@ -147,6 +147,7 @@ def test_a_task_that_ignores_cancel_is_terminated_and_ends_cancelled(
     for task_id in stuck:
         answer = client.call("cancel", {"task_id": task_id})
         assert answer["ok"] and answer["outcome"] == "requested", answer
+        assert f"if it has not stopped {CANCEL_GRACE:g} s from now" in answer["message"]
     for task_id in stuck:
         final = client.wait_terminal(task_id, timeout=CANCEL_GRACE + 10)
         assert final["state"] == "cancelled", final
