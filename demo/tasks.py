@@ -74,6 +74,23 @@ def primes(self: Task, limit: int = 10**6) -> int:
 
 
 @progress_bars.kind(
+    "blocking",
+    title="Blocking call",
+    description=(
+        "One long call that reports nothing until it returns: a cancel ends it "
+        "by terminating its worker process."
+    ),
+    params=[DURATION],
+)
+@shared_task(bind=True, name="demo.blocking")
+def blocking(self: Task, duration: float = 30) -> dict[str, Any]:
+    """A call that cannot be interrupted (a library's, a C extension's): it
+    never checks for a cancel."""
+    time.sleep(duration)
+    return {"seconds": duration}
+
+
+@progress_bars.kind(
     "ticker",
     description="Reports at a fixed rate; each message is its update's wall time.",
     params=[

@@ -22,7 +22,7 @@ from .messages import NAMESPACE
 from .settings import Settings
 from .state import EXTENSION, State, state
 from .store import Store, connect
-from .web import api, serve, views
+from .web import api, serve, views, watchdog
 from .web.address import client_address
 from .web.identity import current_identity, session_identity
 from .web.message_queue import hosted_channel, queue_manager
@@ -150,6 +150,11 @@ class ProgressBar:
             settings.health_url, "progressbar.healthz", views.healthz, methods=["GET"]
         )
         app.cli.add_command(progress_cli)
+        # Every web process runs the watchdog from its start: `run`, the
+        # gunicorn configuration and `flask run` start it; under any other
+        # server, the first request does.
+        app.before_request(watchdog.start_current)
+        watchdog.register(app)
 
     def run(
         self,
@@ -165,6 +170,13 @@ class ProgressBar:
         from your web entry point, after `eventlet.monkey_patch()` if you use
         eventlet. `options` go to Flask-SocketIO's `run`."""
         serve.run(self.socketio, app, host, port, max_connections, **options)
+
+    def start_watchdog(self, app: Flask) -> None:
+        """Run `app`'s watchdog in this process from now on, once. `run`, the
+        gunicorn configuration and `flask run` start it themselves, and any
+        other server with its first request: call it where your own server
+        starts serving, so that it runs before anyone asks."""
+        watchdog.start(app)
 
     def identity(self) -> str | None:
         """The caller's identity, as the app's loader gives it (None: nobody)."""

@@ -11,8 +11,12 @@ task or a group's part, by creation: the limits), `{prefix}:running:owner|addres
 (units claimed, for the fair share), `{prefix}:live` (sorted set: task id ->
 heartbeat deadline, Redis time), `{prefix}:workers` (worker name -> last sign
 of life) and `{prefix}:slots` (worker name -> pool processes). A record
-started by a client keeps its `address`. Keys are built inside the scripts
-from the prefix: one Redis, no cluster.
+started by a client keeps its `address`. Sorted sets of unfinished task ids by
+Redis time, for the watchdog: `{prefix}:unsent` (created, message not yet
+marked sent), `{prefix}:cancelling` (cancel asked, not obeyed yet),
+`{prefix}:waiting` and `{prefix}:stranded` (queued, not yet claimed; stranded
+ones say no worker is alive). Keys are built inside the scripts from the
+prefix: one Redis, no cluster.
 
 A group (a batch of parts) is a record with `children` (comma-separated ids);
 each part has `parent`, `percent` (the highest it reached) and `error`. Any
@@ -34,7 +38,6 @@ from .snapshot import TERMINAL_STATES
 
 NAMES = (
     "create",
-    "create_parts",
     "discard",
     "claim",
     "write",
@@ -46,6 +49,9 @@ NAMES = (
     "republish",
     "worker_seen",
     "live_workers",
+    "overdue",
+    "end_cancelled",
+    "waiting",
 )
 
 

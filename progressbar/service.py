@@ -3,6 +3,7 @@ check a payload, then start, cancel or read a task on behalf of its owner."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -10,12 +11,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
+from redis.exceptions import RedisError
 
+from . import logs
 from .errors import ProtocolError, not_found
 from .messages import SENT_BY_START
 from .snapshot import CANCELLED_BEFORE_START, queued_snapshot
 from .state import state
 from .store import LimitReached, Store
+
+log = logging.getLogger(__name__)
 
 MAX_TASK_ID = 64
 # Seconds between a task's soft time limit (it is asked to stop) and its hard
@@ -24,7 +29,10 @@ HARD_LIMIT_GRACE = 10.0
 
 CANCEL_MESSAGES = {
     "cancelled": f"{CANCELLED_BEFORE_START}.",
-    "requested": "Cancel requested: the task stops at its next progress report.",
+    "requested": (
+        "Cancel requested: the task stops at its next progress report, or is "
+        "terminated on its worker if it has not stopped {grace:g} s from now."
+    ),
     "finished": "The task had already finished; nothing changed.",
 }
 
@@ -220,6 +228,11 @@ def launch(
         # Parts already sent find no record and are not run.
         store().discard(task_id, owner, *(ids if group else []))
         raise
+    try:
+        store().sent(*ids)
+    except RedisError:
+        # The broker has the messages: a worker's claim clears the mark too.
+        log.warning("could not mark sent", exc_info=True, extra=logs.task_extra(task_id))
     return snapshot
 
 
@@ -233,7 +246,8 @@ def cancel_task(task_id: str, owner: str) -> dict[str, Any]:
     if outcome is None:
         raise not_found()
     result, snapshot = outcome
-    return {"task": snapshot, "outcome": result, "message": CANCEL_MESSAGES[result]}
+    message = CANCEL_MESSAGES[result].format(grace=state().settings.cancel_grace)
+    return {"task": snapshot, "outcome": result, "message": message}
 
 
 def get_task(task_id: str, identity: str) -> dict[str, Any]:

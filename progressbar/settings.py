@@ -135,6 +135,12 @@ class Settings:
     # Let clients (Socket.IO, HTTP) start hidden kinds; server code and the
     # CLI always may. For benchmarks.
     start_hidden_kinds: bool = False
+    # Seconds a running task has to stop after its owner's cancel; past them
+    # its worker process is terminated and the bar ends cancelled.
+    cancel_grace: float = 10.0
+    # Seconds a new task's message may take to reach the broker; a record
+    # still not sent after them (its web process died meanwhile) ends lost.
+    send_timeout: float = 30.0
     # Seconds before the broker hands out again a message that a worker took
     # but never started (it died holding it): kombu's Redis visibility timeout,
     # and its default. Tasks with an eta or countdown beyond it are handed out
@@ -192,6 +198,8 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "fair_share": _share,
     "task_time_limit": _at_least(1, float),
     "start_hidden_kinds": _flag,
+    "cancel_grace": _number(float),
+    "send_timeout": _number(float),
     "visibility_timeout": _number(float),
     "api_url_prefix": _path,
     "health_url": _path,

@@ -60,6 +60,8 @@ OPTIONAL_FIELDS: dict[str, dict[str, Any]] = {
 
 # The message of a task cancelled before any worker took it on.
 CANCELLED_BEFORE_START = "Cancelled before it started"
+# The message of a queued task.
+WAITING_FOR_A_WORKER = "Waiting for a worker"
 
 
 def percent_of(current: float, total: float | None) -> float | None:
@@ -104,5 +106,5 @@ def queued_snapshot(task_id: str, kind: str, now: float) -> dict[str, Any]:
     """The SNAPSHOT of a task accepted but not yet picked up by a worker."""
     now = round(now, 3)
     return snapshot(
-        task_id, kind, "queued", message="Waiting for a worker", created_at=now, updated_at=now
+        task_id, kind, "queued", message=WAITING_FOR_A_WORKER, created_at=now, updated_at=now
     )

@@ -104,12 +104,41 @@ class Store:
         shared: bool = False,
         *,
         address: str = "",
-        units: list[str] | None = None,
     ) -> dict[str, Any]:
         """Record a new queued task (seq 1) under its owner, started from
         client `address` ('' for server code); LimitReached if it would pass a
-        limit. It counts as `units` (default: itself; a group, its parts). A
-        `shared` task may be watched by anyone who has its id."""
+        limit. A `shared` task may be watched by anyone who has its id."""
+        return self._create(task_id, owner, snapshot, shared, address, "", [task_id])
+
+    def create_group(
+        self,
+        group_id: str,
+        owner: str,
+        snapshot: dict[str, Any],
+        parts: dict[str, str],
+        shared: bool = False,
+        *,
+        address: str = "",
+    ) -> dict[str, Any]:
+        """Record a queued group and its queued parts ({part id: kind}), all
+        in one script: there is never a group without its parts. It counts
+        as its parts toward the limits."""
+        kind = next(iter(parts.values()))
+        template = {**snapshot, "task_id": "__ID__", "kind": kind, "seq": 1}
+        children = [{"task_id": part_id, "state": "queued", "percent": 0} for part_id in parts]
+        group = {**snapshot, "children": children}
+        return self._create(group_id, owner, group, shared, address, dumps(template), list(parts))
+
+    def _create(
+        self,
+        task_id: str,
+        owner: str,
+        snapshot: dict[str, Any],
+        shared: bool,
+        address: str,
+        part_template: str,
+        units: list[str],
+    ) -> dict[str, Any]:
         snapshot = {**snapshot, "seq": 1}
         created = self._run(
             "create",
@@ -123,42 +152,17 @@ class Store:
             address,
             self.max_active_per_address,
             self.max_active_total,
-            *(units or [task_id]),
+            part_template,
+            *units,
         )
         if created != 1:
             raise LimitReached(str(created))
         return snapshot
 
-    def create_group(
-        self,
-        group_id: str,
-        owner: str,
-        snapshot: dict[str, Any],
-        parts: dict[str, str],
-        shared: bool = False,
-        *,
-        address: str = "",
-    ) -> dict[str, Any]:
-        """Record a queued group and its queued parts ({part id: kind}); it
-        counts as its parts toward the limits."""
-        snapshot = self.create(
-            group_id,
-            owner,
-            {
-                **snapshot,
-                "children": [
-                    {"task_id": part_id, "state": "queued", "percent": 0} for part_id in parts
-                ],
-            },
-            shared,
-            address=address,
-            units=list(parts),
-        )
-        kind = next(iter(parts.values()))
-        template = {**snapshot, "task_id": "__ID__", "kind": kind, "seq": 1}
-        del template["children"]
-        self._run("create_parts", group_id, owner, self.ttl, dumps(template), *parts)
-        return snapshot
+    def sent(self, *task_ids: str) -> None:
+        """The broker has these tasks' messages (a group's: its parts'): they
+        are no longer at risk of never being sent."""
+        self.redis.zrem(f"{self.prefix}:unsent", *task_ids)
 
     def discard(self, task_id: str, owner: str, *parts: str) -> None:
         """Forget a task (and its parts) that never got queued."""
@@ -242,6 +246,23 @@ class Store:
         )
         return json.loads(raw) if raw else None
 
+    def lose_unsent(self, task_id: str, reason: str, age: float) -> dict[str, Any] | None:
+        """End a task as lost if its message was still not marked sent `age`
+        seconds after its creation; the new snapshot, or None."""
+        raw = self._run("lose", task_id, reason, self.ttl, "unsent", "lost", age)
+        return json.loads(raw) if raw else None
+
+    def end_cancelled(self, task_id: str, grace: float, message: str) -> dict[str, Any] | None:
+        """End as cancelled a task still unfinished `grace` seconds after its
+        owner's cancel; the new snapshot, or None if nothing changed."""
+        raw = self._run("end_cancelled", task_id, grace, message, self.ttl)
+        return json.loads(raw) if raw else None
+
+    def note_waiting(self, max_age: float, none: str, some: str, limit: int = 500) -> int:
+        """Queued tasks' bars say `none` while no worker was seen within
+        `max_age` seconds, and `some` again once one is; how many changed."""
+        return int(self._run("waiting", max_age, none, some, limit))
+
     def republish(self, task_ids: list[str]) -> int:
         """Push these tasks' stored snapshots again; how many exist."""
         return int(self._run("republish", *task_ids)) if task_ids else 0
@@ -255,6 +276,11 @@ class Store:
     def expired(self, limit: int = 100) -> list[str]:
         """Ids of tasks whose heartbeat deadline has passed."""
         return list(self._run("expired", limit))
+
+    def overdue(self, which: str, age: float, limit: int = 100) -> list[str]:
+        """Ids of tasks `age` seconds or more in set `which`: 'unsent' (since
+        their creation) or 'cancelling' (since their owner's cancel)."""
+        return list(self._run("overdue", which, age, limit))
 
     def live_workers(self, max_age: float) -> list[str]:
         """Workers seen within `max_age` seconds."""

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from progressbar.snapshot import queued_snapshot
+from progressbar.snapshot import WAITING_FOR_A_WORKER, queued_snapshot
 from progressbar.store import LimitReached, Store, connect
-from progressbar.web.watchdog import Watchdog
+from progressbar.web.watchdog import NEVER_SENT, NO_WORKER, Watchdog
 from tests.stack import wait_until
 
 # Deadlines run on Redis's clock. One second is long against each step of these
@@ -319,3 +319,138 @@ def test_every_change_of_a_snapshot_is_pushed_by_its_script(redis_url: str) -> N
     finally:
         pubsub.close()
         client.close()
+
+
+def test_a_group_and_its_parts_are_created_by_one_script(store: Store, redis_url: str) -> None:
+    """No moment, and no failure between two calls, leaves a group without its
+    parts: Redis receives one script call for all of them."""
+    store.warm_up()
+    observer = redis.Redis.from_url(redis_url, decode_responses=True)
+    marker = f"created {secrets.token_hex(4)}"
+    calls = []
+    with observer.monitor() as monitor:
+        group_id, parts = new_group(store)
+        store.redis.echo(marker)
+        for seen in monitor.listen():
+            command = seen["command"]
+            if marker in command:
+                break
+            # Script calls only (not the commands a script runs), of this store.
+            if command.startswith("EVALSHA") and f" {store.prefix} " in command:
+                calls.append(command)
+    observer.close()
+    assert len(calls) == 1, calls
+    group = store.get(group_id)
+    assert group is not None and [c["task_id"] for c in group["children"]] == parts
+    for part in parts:
+        assert store.get(part)["state"] == "queued"  # type: ignore[index]
+
+
+def judging_now(store: Store, **options: float) -> tuple[Watchdog, list[str]]:
+    """A watchdog past its quiet start, and the ids it has had terminated."""
+    terminated: list[str] = []
+    dog = Watchdog(store, timeout=0, clock=lambda: 0.0, terminate=terminated.append, **options)
+    return dog, terminated
+
+
+def until_ended(dog: Watchdog, store: Store, task_id: str) -> dict:
+    """Tick until `task_id` has ended; its final snapshot."""
+
+    def ended() -> dict | None:
+        dog.tick()
+        snapshot = store.get(task_id)
+        return snapshot if snapshot and snapshot["state"] not in ("queued", "running") else None
+
+    return wait_until(ended, 10, f"{task_id} ended by the watchdog", interval=0.1)
+
+
+def test_a_record_never_sent_ends_lost_and_frees_its_place(store: Store) -> None:
+    dog, _ = judging_now(store, send_timeout=0.5)
+    sent, unsent, claimed = new_task(store), new_task(store), new_task(store)
+    store.sent(sent)
+    store.claim(claimed)  # its web process died after the send, before the mark
+    with pytest.raises(LimitReached):
+        new_task(store)  # three unfinished: alice is at her limit
+
+    final = until_ended(dog, store, unsent)
+    assert (final["state"], final["error"]) == ("lost", NEVER_SENT)
+    assert store.get(sent)["state"] == "queued"  # type: ignore[index]  # waits for a worker
+    assert store.get(claimed)["state"] == "queued"  # type: ignore[index]
+    assert new_task(store)  # the lost one no longer counts
+    assert dog.tick() == []  # reported once
+
+
+def test_a_group_cut_short_while_sending_ends_once_its_sent_parts_do(
+    store: Store,
+) -> None:
+    dog, _ = judging_now(store, send_timeout=0.5)
+    group_id, (first, second) = new_group(store, parts=2)
+    store.claim(first)  # sent and taken by a worker; the second was never sent
+    store.write(first, running(first, 50, percent=50))
+
+    assert until_ended(dog, store, second)["error"] == NEVER_SENT
+    assert store.get(group_id)["state"] == "running"  # type: ignore[index]
+    store.write(first, running(first, 100, "succeeded", percent=100, result=1))
+    final = store.get(group_id)
+    assert final is not None and final["state"] == "lost"
+    assert final["error"] == f"1 of 2 parts lost; part 2: {NEVER_SENT}"
+
+
+def test_a_cancel_not_obeyed_ends_the_task_cancelled_and_has_it_terminated(
+    store: Store,
+) -> None:
+    task_id = new_task(store)
+    store.sent(task_id)
+    store.claim(task_id)
+    store.write(task_id, running(task_id, 10))
+    assert store.cancel(task_id)[0] == "requested"  # type: ignore[index]
+    patient, never = judging_now(store, cancel_grace=3600)
+    patient.tick()
+    assert never == [] and store.get(task_id)["state"] == "running"  # type: ignore[index]
+
+    dog, terminated = judging_now(store, cancel_grace=0.3)
+    final = until_ended(dog, store, task_id)
+    assert final["state"] == "cancelled" and final["message"] == dog.forced
+    assert "cancel_requested" not in final and final["current"] == 10
+    assert terminated == [task_id]
+    assert dog.tick() == [] and terminated == [task_id]  # once
+    other, by_other = judging_now(store, cancel_grace=0.3)  # another web process's
+    assert other.tick() == [] and by_other == []
+    assert store.write(task_id, running(task_id, 11)) is None  # a late report changes nothing
+
+
+def test_queued_bars_say_whether_a_worker_is_alive(store: Store) -> None:
+    dog, _ = judging_now(store, worker_max_age=60)
+    waiting, taken = new_task(store), new_task(store)
+    store.claim(taken)
+    dog.tick()  # no worker ever seen
+    assert (store.get(waiting)["message"], store.get(waiting)["seq"]) == (NO_WORKER, 2)  # type: ignore[index]
+    assert store.get(taken)["message"] == WAITING_FOR_A_WORKER  # type: ignore[index]
+    dog.tick()
+    assert store.get(waiting)["seq"] == 2  # type: ignore[index]  # said once
+
+    store.worker_seen("worker@host")
+    dog.tick()
+    back = store.get(waiting)
+    assert back is not None and (back["message"], back["seq"]) == (WAITING_FOR_A_WORKER, 3)
+    assert back["state"] == "queued"
+
+
+def test_a_record_no_script_can_encode_stops_neither_the_watchdog_nor_other_bars(
+    store: Store,
+) -> None:
+    dog, _ = judging_now(store, worker_max_age=60)
+    bad, good = new_task(store), new_task(store)
+    for task_id in (bad, good):
+        store.sent(task_id)
+        store.heartbeat(task_id)  # reserved by a worker that then died; `bad` first
+    # A NaN written as a literal: Lua's JSON encoder refuses it.
+    key = f"{store.prefix}:task:{bad}"
+    raw = str(store.redis.hget(key, "snapshot"))
+    store.redis.hset(key, "snapshot", raw.replace('"current":0', '"current":NaN'))
+    past_deadline(store, good)
+
+    assert until_ended(dog, store, good)["state"] == "lost"
+    waiting = new_task(store)
+    dog.tick()
+    assert store.get(waiting)["message"] == NO_WORKER  # type: ignore[index]

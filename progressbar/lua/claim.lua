@@ -53,4 +53,11 @@ for _, holder in ipairs(holders) do
   redis.call('ZADD', holder, t, id)
   redis.call('EXPIRE', holder, ttl)
 end
+-- Its message reached a worker: it no longer waits, nor can be unsent.
+local parent = redis.call('HGET', key, 'parent')
+redis.call('ZREM', prefix .. ':unsent', id)
+for _, set in ipairs({'waiting', 'stranded'}) do
+  redis.call('ZREM', prefix .. ':' .. set, id)
+  if parent then redis.call('ZREM', prefix .. ':' .. set, parent) end
+end
 return 'claimed'

@@ -6,5 +6,4 @@ for i = 2, #args do
 end
 for i = 2, #args do redis.call('DEL', task_key(args[i])) end
 redis.call('ZREM', prefix .. ':owner:' .. owner, id)
-redis.call('SREM', prefix .. ':active:' .. owner, id)
 return 1

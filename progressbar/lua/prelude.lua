@@ -29,7 +29,9 @@ local function address_of(id)
 end
 local function forget_live(id, owner)
   redis.call('ZREM', prefix .. ':live', id)
-  redis.call('SREM', prefix .. ':active:' .. owner, id)
+  for _, set in ipairs({'unsent', 'cancelling', 'waiting', 'stranded'}) do
+    redis.call('ZREM', prefix .. ':' .. set, id)
+  end
   redis.call('HDEL', task_key(id), 'cancel')
   redis.call('ZREM', unfinished_key(), id)
   redis.call('ZREM', unfinished_key('owner', owner), id)
@@ -157,6 +159,9 @@ local function cancel(id, ttl, message)
     return {'requested', redis.call('HGET', key, 'snapshot')}  -- asked before
   end
   redis.call('HSET', key, 'cancel', 1)
+  -- When it was asked: a task that has not stopped CANCEL_GRACE later is
+  -- terminated on its worker.
+  redis.call('ZADD', prefix .. ':cancelling', 'NX', now(), id)
   local seq = redis.call('HINCRBY', key, 'seq', 1)
   local encoded = with_cancel_requested(redis.call('HGET', key, 'snapshot'), seq)
   redis.call('HSET', key, 'snapshot', encoded)

@@ -3,8 +3,9 @@
 
 One gevent worker (Socket.IO keeps each connection's state in its process:
 scale out with more such processes behind a load balancer), room for 10,000
-connections, and what the app built before serving kept out of the garbage
-collector's full passes, which otherwise stall every connection at once.
+connections, the watchdog of the app running from the worker's start, and what
+the app built before serving kept out of the garbage collector's full passes,
+which otherwise stall every connection at once.
 Settings given on the command line win over these.
 """
 
@@ -19,4 +20,9 @@ worker_connections = 10_000
 
 
 def post_worker_init(worker: Any) -> None:
+    # The app is loaded and the worker patched: each app's watchdog starts
+    # here, in the process that serves (not in the master, which forks).
+    from .watchdog import start_all
+
+    start_all()
     gc.freeze()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -19,10 +18,9 @@ from flask_socketio import ConnectionRefusedError, Namespace, join_room, leave_r
 from .. import service
 from ..errors import ProtocolError, protocol_error
 from ..service import checked_payload, task_id_of
-from ..state import state
+from . import watchdog
 from .address import client_address
 from .identity import current_identity
-from .watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +45,6 @@ def answered(handler: Callable[[Any, Any], Answer]) -> Callable[..., Answer]:
 class ProgressNamespace(Namespace):
     """Start and follow tasks; every event is answered through its ack."""
 
-    def __init__(self, namespace: str) -> None:
-        super().__init__(namespace)
-        self._watchdog: Watchdog | None = None
-        self._watchdog_lock = threading.Lock()
-
     def trigger_event(self, event: str, *args: Any) -> Any:
         # An unknown event is answered `invalid` rather than dropped, so a
         # client waiting on its ack is not left hanging.
@@ -65,17 +58,8 @@ class ProgressNamespace(Namespace):
         except ProtocolError as exc:
             # The app's identity loader knows nobody: refused, with the reason.
             raise ConnectionRefusedError(exc.message, exc.answer()["error"]) from None
-        self._start_watchdog()
-
-    def _start_watchdog(self) -> None:
-        # Web processes only (a worker builds the app too, but serves nobody):
-        # started with the first connection, once per process.
-        with self._watchdog_lock:
-            if self._watchdog is not None:
-                return
-            settings = state().settings
-            self._watchdog = Watchdog(state().store, timeout=settings.lost_timeout)
-        self.socketio.start_background_task(self._watchdog.run, self.socketio.sleep)
+        # Under a server that did not start the watchdog, the first request does.
+        watchdog.start_current()
 
     @answered
     def on_start(self, payload: Any) -> Answer:

@@ -10,11 +10,13 @@ from typing import Any
 from flask import Flask
 from flask_socketio import SocketIO
 
+from . import watchdog
+
 
 def run(
     socketio: SocketIO, app: Flask, host: str, port: int, max_connections: int, **options: Any
 ) -> None:
-    """Serve `app` until the process ends.
+    """Serve `app` until the process ends, its watchdog running from the start.
 
     Under eventlet: small frames leave at once (TCP_NODELAY: Nagle's algorithm
     would hold a push for the client's delayed ACK, ~40 ms, whenever it
@@ -24,6 +26,7 @@ def run(
     serving is kept out of the garbage collector's full passes, which would
     otherwise stall every connection at once when many are open.
     """
+    watchdog.start(app)
     if socketio.async_mode == "eventlet":
         options.setdefault("protocol", _no_delay_protocol())
         options.setdefault("max_size", max_connections)
