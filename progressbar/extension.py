@@ -21,7 +21,7 @@ from .messages import NAMESPACE
 from .settings import Settings
 from .state import EXTENSION, State, state
 from .store import Store, connect
-from .web import api, serve, views
+from .web import api, payloads, serve, views
 from .web.identity import current_identity, session_identity
 from .web.message_queue import hosted_channel, queue_manager
 from .web.namespace import ProgressNamespace
@@ -132,7 +132,9 @@ class ProgressBar:
                 message_queue=settings.redis_url,
                 client_manager=queue_manager(settings, store),
                 cors_allowed_origins=list(settings.allowed_origins) or None,
-                max_http_buffer_size=64 * 1024,
+                max_http_buffer_size=payloads.MAX_BYTES,
+                # Unreadable events answered `invalid`; strict JSON out.
+                serializer=payloads.Packet,
                 transports=transports,
             )
         # For pages: `new ProgressClient({transports: {{ progressbar_transports()|tojson }}})`.

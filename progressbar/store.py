@@ -7,7 +7,6 @@ of a snapshot is published by the script that makes it.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import redis
@@ -16,10 +15,15 @@ from redis.retry import Retry
 
 from . import scripts
 from .snapshot import CANCELLED_BEFORE_START
+from .strict_json import dumps as strict_dumps
+from .strict_json import loads
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
+    """Strict JSON of a snapshot: NaN and ±Infinity become null, and an object
+    without a JSON form is written as its text. Unencodable if nested too
+    deeply or circular."""
+    return strict_dumps(value, default=str)
 
 
 def connect(url: str, max_connections: int) -> redis.Redis:
@@ -148,7 +152,7 @@ class Store:
             "" if percent is None else percent,
             snapshot.get("error") or "",
         )
-        return json.loads(stored) if stored else None
+        return loads(stored) if stored else None
 
     def claim(self, task_id: str, attempt: int = 0) -> str:
         """Take the task on for one delivery of attempt `attempt` (Celery's
@@ -172,7 +176,7 @@ class Store:
             self.ttl,
             "1" if same_attempt else "",
         )
-        return json.loads(raw) if raw else None
+        return loads(raw) if raw else None
 
     def heartbeat(self, *task_ids: str) -> set[str]:
         """Arm the deadline of these unfinished tasks; those whose cancel was asked."""
@@ -189,12 +193,12 @@ class Store:
         if not answer:
             return None
         outcome, raw = answer
-        return outcome, json.loads(raw)
+        return outcome, loads(raw)
 
     def lose(self, task_id: str, reason: str, only_if_expired: bool) -> dict[str, Any] | None:
         """End an unfinished task as lost; the new snapshot, or None if nothing changed."""
         raw = self._run("lose", task_id, reason, self.ttl, "expired" if only_if_expired else "now")
-        return json.loads(raw) if raw else None
+        return loads(raw) if raw else None
 
     def republish(self, task_ids: list[str]) -> int:
         """Push these tasks' stored snapshots again; how many exist."""
@@ -216,7 +220,7 @@ class Store:
 
     def get(self, task_id: str) -> dict[str, Any] | None:
         raw = self.redis.hget(self._task_key(task_id), "snapshot")
-        return json.loads(raw) if raw else None  # type: ignore[arg-type]
+        return loads(raw) if raw else None  # type: ignore[arg-type]
 
     def get_owned(
         self, task_id: str, owner: str, or_shared: bool = False
@@ -229,7 +233,7 @@ class Store:
             return None
         if stored_owner != owner and not (or_shared and shared):
             return None
-        return json.loads(raw)
+        return loads(raw)
 
     def list(self, owner: str) -> list[dict[str, Any]]:
         """The owner's tasks, newest first; ids of expired records are dropped
@@ -247,7 +251,7 @@ class Store:
             if raw is None:
                 expired.append(task_id)
             else:
-                snapshots.append(json.loads(raw))
+                snapshots.append(loads(raw))
         if expired:
             self.redis.zrem(owner_key, *expired)
         return snapshots
