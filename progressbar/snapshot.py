@@ -87,7 +87,7 @@ def snapshot(
 ) -> dict[str, Any]:
     """A SNAPSHOT without its seq, which the store gives it. Its numbers are
     finite: a `total`, `rate` or `eta` that is not (NaN, ±infinity) is
-    unknown (None), a `current` that is not counts as 0."""
+    unknown (None), a `current` that is not counts as 0. The message is text."""
     current = finite_number(current) or 0
     total = finite_number(total)
     rate = finite_number(rate)
@@ -99,7 +99,7 @@ def snapshot(
         "current": current,
         "total": total,
         "percent": percent_of(current, total),
-        "message": message,
+        "message": message if type(message) is str else str(message),
         "rate": None if rate is None else round(rate, 4),
         "eta": None if eta is None else round(eta, 2),
         "elapsed": round(elapsed, 3),

@@ -28,7 +28,12 @@ def finite_number(value: Any) -> int | float | None:
     """`value` as a plain int or float if it is a finite real number (a
     numpy scalar, say); None for anything else: NaN, ±infinity, an integer
     beyond what a float (and so a browser) can hold, a bool, a non-number."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    kind = type(value)
+    if kind is float:  # the common cases first: this runs on every update
+        return value if math.isfinite(value) else None
+    if kind is int:
+        return value if -_LARGEST <= value <= _LARGEST else None
+    if kind is bool or not isinstance(value, numbers.Real):
         return None
     if isinstance(value, numbers.Integral):
         whole = int(value)

@@ -251,6 +251,12 @@ def test_numbers_that_are_not_finite_never_reach_a_snapshot(clock: Clock, sink: 
     assert sink.pushed[-1]["current"] == 0
 
 
+def test_a_message_is_always_text(clock: Clock, sink: Sink) -> None:
+    p = reporter(clock, sink, total=10)
+    p.update(1, message=0.5)  # type: ignore[arg-type]
+    assert sink.pushed[-1]["message"] == "0.5"
+
+
 def test_a_result_with_no_json_text_still_ends_the_bar(clock: Clock) -> None:
     stored: list[str] = []
 
