@@ -70,8 +70,8 @@ def http_error(exc: HTTPException) -> Response:
 @bp.errorhandler(Exception)
 def refused(exc: Exception) -> Response:
     # ProtocolErrors answer themselves; others are `unavailable` or `internal`.
-    answer = protocol_error(exc, log, f"api {request.endpoint}")
-    return error(answer.code, answer.message)
+    refusal = protocol_error(exc, log, f"api {request.endpoint}")
+    return error(refusal.code, refusal.message)
 
 
 def _same_origin(origin: str) -> bool:
