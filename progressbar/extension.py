@@ -95,6 +95,7 @@ class ProgressBar:
             if socketio is not self.socketio:
                 self.socketio = socketio
                 socketio.on_namespace(ProgressNamespace(NAMESPACE))
+            payloads.answer_unreadable_events(socketio.server)
         store = Store(
             connect(settings.redis_url, settings.redis_max_connections),
             ttl=settings.task_ttl,
@@ -134,7 +135,7 @@ class ProgressBar:
                 cors_allowed_origins=list(settings.allowed_origins) or None,
                 max_http_buffer_size=payloads.MAX_BYTES,
                 # Unreadable events answered `invalid`; strict JSON out.
-                serializer=payloads.Packet,
+                serializer=payloads.StrictPacket,
                 transports=transports,
             )
         # For pages: `new ProgressClient({transports: {{ progressbar_transports()|tojson }}})`.

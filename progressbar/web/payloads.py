@@ -1,7 +1,7 @@
 """What a client may send, on either front door: at most `MAX_BYTES` of
 JSON that Python can read (nested too deeply, it cannot), answered `invalid`
-otherwise; and the Socket.IO packet class that holds the extension's own
-Socket.IO server to the same rules, and writes strict JSON.
+otherwise; and the Socket.IO packet classes that hold a Socket.IO server to
+the same rules (the extension's own also writes strict JSON).
 """
 
 from __future__ import annotations
@@ -32,20 +32,10 @@ def parse(body: bytes | str) -> Any:
         raise ProtocolError("invalid", "the body is not valid JSON, or nested too deeply") from None
 
 
-class _StrictJSON:
-    """The json module of the packets: reads as python-engineio's does (which
-    bounds the length of integers), writes strict JSON."""
-
-    loads = staticmethod(engineio_json.loads)
-    dumps = staticmethod(dumps)
-
-
 class Packet(packet.Packet):  # type: ignore[misc]
-    """A Socket.IO packet of the extension's own server (its `serializer`):
-    an event packet that cannot be read becomes the event UNREADABLE, with
-    its ack id, instead of an error that no ack ever answers."""
-
-    json = _StrictJSON
+    """A Socket.IO packet whose event, when it cannot be read, becomes the
+    event UNREADABLE with its ack id, instead of an error that no ack ever
+    answers. Its JSON is python-socketio's (or what the app set)."""
 
     def decode(self, encoded_packet: Any) -> int:
         try:
@@ -59,3 +49,26 @@ class Packet(packet.Packet):  # type: ignore[misc]
         ):
             self.data = [UNREADABLE]
         return attachments
+
+
+class _StrictJSON:
+    """Reads as python-engineio's json does (which bounds the length of
+    integers); writes strict JSON."""
+
+    loads = staticmethod(engineio_json.loads)
+    dumps = staticmethod(dumps)
+
+
+class StrictPacket(Packet):
+    """The packets of the extension's own Socket.IO server (its `serializer`):
+    unreadable events answered, and strict JSON out."""
+
+    json = _StrictJSON
+
+
+def answer_unreadable_events(server: Any) -> None:
+    """Have an app's own Socket.IO server (python-socketio's) read events as
+    `Packet` does, if it uses python-socketio's own packets: its other
+    namespaces then drop an unreadable event instead of failing on it."""
+    if getattr(server, "packet_class", None) is packet.Packet:
+        server.packet_class = Packet
