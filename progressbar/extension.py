@@ -22,7 +22,7 @@ from .messages import NAMESPACE
 from .settings import Settings
 from .state import EXTENSION, State, state
 from .store import Store, connect
-from .web import api, serve, views, watchdog
+from .web import api, payloads, serve, views, watchdog
 from .web.address import client_address
 from .web.identity import current_identity, session_identity
 from .web.message_queue import hosted_channel, queue_manager
@@ -97,6 +97,7 @@ class ProgressBar:
             if socketio is not self.socketio:
                 self.socketio = socketio
                 socketio.on_namespace(ProgressNamespace(NAMESPACE))
+            payloads.answer_unreadable_events(socketio.server)
         store = Store(
             connect(settings.redis_url, settings.redis_max_connections),
             ttl=settings.task_ttl,
@@ -138,7 +139,9 @@ class ProgressBar:
                 message_queue=settings.redis_url,
                 client_manager=queue_manager(settings, store),
                 cors_allowed_origins=list(settings.allowed_origins) or None,
-                max_http_buffer_size=64 * 1024,
+                max_http_buffer_size=payloads.MAX_BYTES,
+                # Unreadable events answered `invalid`; strict JSON out.
+                serializer=payloads.StrictPacket,
                 transports=transports,
             )
         # For pages: `new ProgressClient({transports: {{ progressbar_transports()|tojson }}})`.

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .strict_json import finite_number
+
 STATES = ("queued", "running", "succeeded", "failed", "cancelled", "lost")
 # After one of these a task never changes again.
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "lost"})
@@ -85,7 +87,13 @@ def snapshot(
     created_at: float,
     updated_at: float,
 ) -> dict[str, Any]:
-    """A SNAPSHOT without its seq, which the store gives it."""
+    """A SNAPSHOT without its seq, which the store gives it. Its numbers are
+    finite: a `total`, `rate` or `eta` that is not (NaN, ±infinity) is
+    unknown (None), a `current` that is not counts as 0. The message is text."""
+    current = finite_number(current) or 0
+    total = finite_number(total)
+    rate = finite_number(rate)
+    eta = finite_number(eta)
     return {
         "task_id": task_id,
         "kind": kind,
@@ -93,7 +101,7 @@ def snapshot(
         "current": current,
         "total": total,
         "percent": percent_of(current, total),
-        "message": message,
+        "message": message if type(message) is str else str(message),
         "rate": None if rate is None else round(rate, 4),
         "eta": None if eta is None else round(eta, 2),
         "elapsed": round(elapsed, 3),

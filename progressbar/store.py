@@ -7,7 +7,6 @@ of a snapshot is published by the script that makes it.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import redis
@@ -16,10 +15,15 @@ from redis.retry import Retry
 
 from . import scripts
 from .snapshot import CANCELLED_BEFORE_START
+from .strict_json import dumps as strict_dumps
+from .strict_json import loads
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
+    """Strict JSON of a snapshot: NaN and ±Infinity become null, and an object
+    without a JSON form is written as its text. Unencodable if nested too
+    deeply or circular."""
+    return strict_dumps(value, default=str)
 
 
 def connect(url: str, max_connections: int) -> redis.Redis:
@@ -183,7 +187,7 @@ class Store:
             "" if percent is None else percent,
             snapshot.get("error") or "",
         )
-        return json.loads(stored) if stored else None
+        return loads(stored) if stored else None
 
     def claim(self, task_id: str, attempt: int = 0) -> str:
         """Take the task on for one delivery of attempt `attempt` (Celery's
@@ -212,7 +216,7 @@ class Store:
             self.ttl,
             "1" if same_attempt else "",
         )
-        return json.loads(raw) if raw else None
+        return loads(raw) if raw else None
 
     def heartbeat(self, *task_ids: str) -> set[str]:
         """Arm the deadline of these unfinished tasks; those whose cancel was asked."""
@@ -229,7 +233,7 @@ class Store:
         if not answer:
             return None
         outcome, raw = answer
-        return outcome, json.loads(raw)
+        return outcome, loads(raw)
 
     def lose(
         self, task_id: str, reason: str, only_if_expired: bool, failed: bool = False
@@ -244,19 +248,19 @@ class Store:
             "expired" if only_if_expired else "now",
             "failed" if failed else "lost",
         )
-        return json.loads(raw) if raw else None
+        return loads(raw) if raw else None
 
     def lose_unsent(self, task_id: str, reason: str, age: float) -> dict[str, Any] | None:
         """End a task as lost if its message was still not marked sent `age`
         seconds after its creation; the new snapshot, or None."""
         raw = self._run("lose", task_id, reason, self.ttl, "unsent", "lost", age)
-        return json.loads(raw) if raw else None
+        return loads(raw) if raw else None
 
     def end_cancelled(self, task_id: str, grace: float, message: str) -> dict[str, Any] | None:
         """End as cancelled a task still unfinished `grace` seconds after its
         owner's cancel; the new snapshot, or None if nothing changed."""
         raw = self._run("end_cancelled", task_id, grace, message, self.ttl)
-        return json.loads(raw) if raw else None
+        return loads(raw) if raw else None
 
     def note_waiting(self, max_age: float, none: str, some: str, limit: int = 500) -> int:
         """Queued tasks' bars say `none` while no worker was seen within
@@ -288,7 +292,7 @@ class Store:
 
     def get(self, task_id: str) -> dict[str, Any] | None:
         raw = self.redis.hget(self._task_key(task_id), "snapshot")
-        return json.loads(raw) if raw else None  # type: ignore[arg-type]
+        return loads(raw) if raw else None  # type: ignore[arg-type]
 
     def get_owned(
         self, task_id: str, owner: str, or_shared: bool = False
@@ -301,7 +305,7 @@ class Store:
             return None
         if stored_owner != owner and not (or_shared and shared):
             return None
-        return json.loads(raw)
+        return loads(raw)
 
     def list(self, owner: str) -> list[dict[str, Any]]:
         """The owner's tasks, newest first; ids of expired records are dropped
@@ -319,7 +323,7 @@ class Store:
             if raw is None:
                 expired.append(task_id)
             else:
-                snapshots.append(json.loads(raw))
+                snapshots.append(loads(raw))
         if expired:
             self.redis.zrem(owner_key, *expired)
         return snapshots

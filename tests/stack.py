@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -21,6 +22,7 @@ from typing import Any, Self
 import redis
 import requests
 import socketio
+import websocket
 
 from progressbar.snapshot import TERMINAL_STATES
 
@@ -486,3 +488,59 @@ class ProgressClient:
 
     def close(self) -> None:
         self.sio.disconnect()
+
+
+def strict_json(text: str) -> Any:
+    """JSON read as a browser reads it: a bare NaN or Infinity is an error."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+class RawSocketIO:
+    """A websocket that speaks Socket.IO's text protocol by hand on /progress:
+    it sends what any client could, and reads every answer and push as the
+    text a browser would parse."""
+
+    def __init__(self, base_url: str, cookie: str | None = None) -> None:
+        url = base_url.replace("http://", "ws://", 1) + "/socket.io/?EIO=4&transport=websocket"
+        headers = [f"Cookie: {cookie}"] if cookie else []
+        self.ws = websocket.create_connection(url, header=headers, timeout=10)
+        self._ids = itertools.count(1)
+        self._pushes: list[str] = []
+        opened = self.ws.recv()
+        assert isinstance(opened, str) and opened.startswith("0"), "no Engine.IO open packet"
+        self.ws.send("40/progress,")
+        assert self._receive().startswith("40/progress,"), "not connected to /progress"
+
+    def _receive(self) -> str:
+        while True:
+            message = self.ws.recv()
+            if message == "2":  # Engine.IO ping
+                self.ws.send("3")
+                continue
+            return str(message)
+
+    def call(self, data: str) -> str:
+        """Send `data` (the text after the ack id: `["event", payload]` for a
+        well-formed event) and return the text of its ack's data."""
+        ack_id = next(self._ids)
+        self.ws.send(f"42/progress,{ack_id}{data}")
+        ack = f"43/progress,{ack_id}"
+        while True:
+            message = self._receive()
+            if message.startswith(ack):
+                return message[len(ack) :]
+            self._pushes.append(message)
+
+    def next_push(self) -> str:
+        """The text of the next `progress` push: `["progress", SNAPSHOT]`."""
+        while True:
+            message = self._pushes.pop(0) if self._pushes else self._receive()
+            if message.startswith("42/progress,"):
+                return message[len("42/progress,") :]
+
+    def close(self) -> None:
+        self.ws.close()

@@ -18,6 +18,7 @@ from tests.stack import (
     cookie_header,
     error_code,
     identity_cookie,
+    strict_json,
     wait_until,
 )
 
@@ -194,3 +195,60 @@ def test_the_api_conforms_to_its_openapi_description(tmp_path: Path) -> None:
         assert listed["ok"]
         assert accepted, "schemathesis started no task"
         assert accepted <= {task["task_id"] for task in listed["tasks"]}
+
+
+def memory_mb(pid: int) -> dict[str, int]:
+    """A process's resident memory now (VmRSS) and at its peak (VmHWM), in MB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0]) // 1024
+    return fields
+
+
+class Blanks:
+    """A request body of `size` spaces, made as it is sent: the test holds none of it."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def __len__(self) -> int:  # requests sends it as Content-Length
+        return self.left
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.left if size < 0 else min(size, self.left)
+        self.left -= size
+        return b" " * size
+
+
+def test_a_body_over_64_kb_is_refused_without_being_read(stack: Stack, web: str) -> None:
+    http = session_for(web)
+    pid = stack.web.pid
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # its peak starts from now
+    before = memory_mb(pid)
+    answer = http.post(
+        f"{web}/api/tasks",
+        data=Blanks(200 * 2**20),
+        headers={"Content-Type": "application/json"},
+        timeout=120,
+    )
+    after = memory_mb(pid)
+    print(f"200 MB body: web RSS {before['VmRSS']} MB before, peak {after['VmHWM']} MB since")
+    assert answer.status_code == 413
+    assert error_code(strict_json(answer.text)) == "invalid"
+    assert "64 KB" in answer.json()["error"]["message"]
+    assert after["VmHWM"] - before["VmRSS"] < 16, (before, after)
+    assert http.get(f"{web}/api/tasks", timeout=5).json() == {"ok": True, "tasks": []}
+
+
+def test_json_nested_too_deeply_is_invalid(web: str) -> None:
+    http = session_for(web)
+    balanced = '{"kind":' + "[" * 30_000 + "]" * 30_000 + "}"  # 60 KB, under the limit
+    for body in ("[" * 50_000, balanced):
+        answer = http.post(
+            f"{web}/api/tasks", data=body, headers={"Content-Type": "application/json"}, timeout=10
+        )
+        assert answer.status_code == 400, answer.text
+        assert error_code(strict_json(answer.text)) == "invalid"
+    assert http.get(f"{web}/api/tasks", timeout=5).json() == {"ok": True, "tasks": []}

@@ -20,12 +20,15 @@ from playwright.sync_api import Browser, expect
 
 from tests.stack import (
     ROOT,
+    RawSocketIO,
+    cookie_header,
     error_code,
     free_port,
     page_errors,
     process_env,
     served_app,
     signed_in,
+    strict_json,
 )
 
 DOCSAPP = ROOT / "tests" / "docsapp"
@@ -164,6 +167,21 @@ def test_the_hosts_own_socketio_server_serves_its_event_and_the_bars(host: str, 
     assert final["state"] == "succeeded"
     assert len(ann.pushes_for(final["task_id"])) >= 2  # pushed on the host's channel
 
+
+def test_an_unreadable_event_on_the_hosts_own_server_is_acked_invalid(host: str) -> None:
+    page = RawSocketIO(host, cookie_header(signed_in(host, "ann")))
+    try:
+        (answer,) = strict_json(page.call('["start",' + "[" * 30_000 + "]" * 30_000 + "]"))
+        assert error_code(answer) == "invalid"
+        assert strict_json(page.call('["list"]'))[0]["ok"] is True
+    finally:
+        page.close()
+    own = socketio.Client(reconnection=False)  # and the host's own event still works
+    own.connect(host, namespaces=["/host"], transports=["websocket"], wait_timeout=5)
+    try:
+        assert own.call("hello", "ann", namespace="/host", timeout=5) == "hello ann"
+    finally:
+        own.disconnect()
 
 def test_the_hosts_own_api_blueprint_and_public_pages_are_left_alone(host: str) -> None:
     assert requests.get(f"{host}/api/about", timeout=5).json() == {"app": "docsapp"}

@@ -176,6 +176,26 @@ def test_a_host_keeps_its_own_api_blueprint_and_may_move_ours() -> None:
         ProgressBar(bad)
 
 
+def test_the_apis_body_limit_is_its_own_and_a_hosts_routes_keep_theirs() -> None:
+    from flask import request
+
+    app = Flask("host")
+    app.config.update(SECRET_KEY="x", MAX_CONTENT_LENGTH=1024 * 1024)
+
+    @app.post("/upload")
+    def upload() -> dict[str, int]:
+        return {"bytes": len(request.get_data())}
+
+    ProgressBar(app)
+    client = app.test_client()
+    body = b" " * 200 * 1024
+    assert client.post("/upload", data=body).json == {"bytes": len(body)}
+    refused = client.post("/api/tasks", data=body, content_type="application/json")
+    assert refused.status_code == 413
+    assert refused.json["error"]["code"] == "invalid"  # type: ignore[index]
+    assert client.post("/upload", data=b" " * (2 * 1024 * 1024)).status_code == 413
+
+
 def test_an_apps_own_socketio_must_queue_on_progressbars_redis() -> None:
     from flask_socketio import SocketIO
 

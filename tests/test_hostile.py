@@ -11,7 +11,15 @@ from hypothesis import strategies as st
 
 from progressbar.errors import CODES
 from progressbar.settings import Settings
-from tests.stack import ProgressClient, error_code, extra_web, identity_cookie, wait_until
+from tests.stack import (
+    ProgressClient,
+    RawSocketIO,
+    error_code,
+    extra_web,
+    identity_cookie,
+    strict_json,
+    wait_until,
+)
 
 FUZZ_EXAMPLES = 10_000
 
@@ -130,6 +138,26 @@ def test_an_oversized_message_is_refused_and_the_server_goes_on(connect, web: st
     wait_until(lambda: not big.sio.connected, 5, "oversized client disconnected")
     fine = connect(identity_cookie(web))
     assert fine.call("list") == {"ok": True, "tasks": []}
+
+
+def test_an_unreadable_event_is_acked_invalid_and_the_connection_goes_on(web: str) -> None:
+    page = RawSocketIO(web, identity_cookie(web))
+    try:
+        deep = "[" * 30_000 + "]" * 30_000  # 60 KB: under the 64 KB a message may have
+        unreadable = [
+            f'["start",{deep}]',  # nested too deeply to read
+            "[" * 50_000,
+            '["start",{"kind":',  # not JSON
+            "[1,2]",  # no event name
+            "[]",
+        ]
+        for data in unreadable:
+            (answer,) = strict_json(page.call(data))
+            assert error_code(answer) == "invalid", data[:20]
+        (listed,) = strict_json(page.call('["list"]'))
+        assert listed == {"ok": True, "tasks": []}
+    finally:
+        page.close()
 
 
 def connect_from(base_url: str, origin: str) -> socketio.Client:

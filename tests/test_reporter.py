@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
 
 from progressbar import Progress, TaskCancelled
 from progressbar.snapshot import FIELDS, queued_snapshot
+from progressbar.store import dumps
 from progressbar.worker.rate import EMA
-from tests.stack import wait_until
+from progressbar.worker.reporter import UNSHOWN_RESULT
+from tests.stack import strict_json, wait_until
 
 
 class Clock:
@@ -228,6 +231,46 @@ def test_percent_is_clamped(clock: Clock, sink: Sink) -> None:
     clock.tick(1)
     p.update(-1)
     assert sink.pushed[-1]["percent"] == 0.0
+
+
+def test_numbers_that_are_not_finite_never_reach_a_snapshot(clock: Clock, sink: Sink) -> None:
+    p = reporter(clock, sink, total=10)
+    p.update(4)
+    clock.tick(1)
+    p.update(math.nan)  # ignored: the bar keeps its last count
+    assert (sink.pushed[-1]["current"], sink.pushed[-1]["percent"]) == (4, 40.0)
+    clock.tick(1)
+    p.update(5, total=math.inf)  # an infinite total is an unknown one
+    assert (sink.pushed[-1]["current"], sink.pushed[-1]["total"]) == (5, None)
+    assert sink.pushed[-1]["percent"] is None and sink.pushed[-1]["eta"] is None
+    clock.tick(1)
+    p.current = -math.inf  # set behind the reporter's back: shown as 0
+    p.flush()
+    for snapshot in sink.pushed:
+        strict_json(dumps(snapshot))
+    assert sink.pushed[-1]["current"] == 0
+
+
+def test_a_message_is_always_text(clock: Clock, sink: Sink) -> None:
+    p = reporter(clock, sink, total=10)
+    p.update(1, message=0.5)  # type: ignore[arg-type]
+    assert sink.pushed[-1]["message"] == "0.5"
+
+
+def test_a_result_with_no_json_text_still_ends_the_bar(clock: Clock) -> None:
+    stored: list[str] = []
+
+    def publish(task_id: str, snapshot: dict[str, Any]) -> dict[str, Any]:
+        stored.append(dumps(snapshot))  # as the store writes it
+        return {**snapshot, "seq": 2}
+
+    p = Progress("t1", "simulate", publish, clock=clock, wall_clock=clock, autoflush=False)
+    circular: list[Any] = []
+    circular.append(circular)
+    final = p.finish("succeeded", result=circular)
+    assert final is not None and final["state"] == "succeeded" and final["result"] is None
+    assert final["message"] == UNSHOWN_RESULT
+    assert strict_json(stored[-1])["result"] is None
 
 
 def test_a_failing_push_does_not_break_the_task(clock: Clock) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import secrets
 import time
 from collections.abc import Iterator
@@ -12,7 +14,7 @@ import redis
 from progressbar.snapshot import WAITING_FOR_A_WORKER, queued_snapshot
 from progressbar.store import LimitReached, Store, connect
 from progressbar.web.watchdog import NEVER_SENT, NO_WORKER, Watchdog
-from tests.stack import wait_until
+from tests.stack import strict_json, wait_until
 
 # Deadlines run on Redis's clock. One second is long against each step of these
 # tests, so a loaded machine cannot make a heartbeat miss a deadline it was
@@ -276,6 +278,51 @@ def test_cancelling_a_group_cancels_every_unfinished_part(store: Store) -> None:
     assert store.create(
         secrets.token_urlsafe(8), "alice", queued_snapshot("x", "simulate", time.time())
     )  # the group freed its place
+
+
+def stored_text(store: Store, task_id: str) -> str:
+    return str(store.redis.hget(f"{store.prefix}:task:{task_id}", "snapshot"))
+
+
+def test_numbers_that_are_not_finite_are_stored_as_null(store: Store) -> None:
+    task_id = new_task(store)
+    odd = running(task_id, current=math.nan, total=math.inf, rate=-math.inf)  # type: ignore[arg-type]
+    store.write(task_id, odd)
+    assert strict_json(stored_text(store, task_id))["total"] is None
+    ended = running(task_id, 1, "succeeded", result={"mean": math.nan, "all": [math.inf, 2]})
+    store.write(task_id, ended)
+    stored = strict_json(stored_text(store, task_id))
+    assert (stored["state"], stored["result"]) == ("succeeded", {"mean": None, "all": [None, 2]})
+
+
+def test_a_record_an_earlier_version_stored_with_nan_is_read_and_still_ends(
+    store: Store,
+) -> None:
+    """Earlier versions wrote NaN and Infinity as bare literals; the Lua
+    encoder refused them again, so such a task could never be ended."""
+
+    def stored_by_an_earlier_version(task_id: str, **odd: float) -> None:
+        snapshot = {**json.loads(stored_text(store, task_id)), **odd}
+        key = f"{store.prefix}:task:{task_id}"
+        store.redis.hset(key, "snapshot", json.dumps(snapshot))  # NaN, Infinity as they were
+
+    running_id, queued_id = new_task(store), new_task(store)
+    store.write(running_id, running(running_id))
+    stored_by_an_earlier_version(running_id, current=math.nan, total=math.inf)
+    stored_by_an_earlier_version(queued_id, total=-math.inf)
+    assert store.get(running_id)["current"] is None  # type: ignore[index]
+    assert {t["task_id"] for t in store.list("alice")} == {running_id, queued_id}
+    lost = store.lose(running_id, "gone", only_if_expired=False)
+    assert lost is not None and lost["state"] == "lost" and lost["total"] is None
+    assert "NaN" not in stored_text(store, running_id)
+    cancelled = store.cancel(queued_id)
+    assert cancelled is not None and cancelled[0] == "cancelled"
+    # A group whose snapshot holds one still follows its parts to the end.
+    group_id, parts = new_group(store, parts=1)
+    stored_by_an_earlier_version(group_id, rate=math.nan)
+    store.write(parts[0], running(parts[0], 1, "succeeded", percent=100, result=1))
+    group = strict_json(stored_text(store, group_id))
+    assert (group["state"], group["rate"]) == ("succeeded", None)
 
 
 def test_every_change_of_a_snapshot_is_pushed_by_its_script(redis_url: str) -> None:

@@ -48,6 +48,19 @@ local function publish(id, snapshot)
   redis.call('PUBLISH', channel, {{PUSH_HEAD}} .. snapshot .. {{PUSH_MIDDLE}} .. id .. {{PUSH_TAIL}})
 end
 
+-- A stored snapshot as a table, with every number that is not finite (NaN
+-- or Infinity, as earlier versions could store) made null: cjson refuses to
+-- encode those, and the task could then never end.
+local function finite_only(value)
+  if type(value) == 'number' then
+    if value ~= value or value == math.huge or value == -math.huge then return cjson.null end
+  elseif type(value) == 'table' then
+    for k, v in pairs(value) do value[k] = finite_only(v) end
+  end
+  return value
+end
+local function decoded(raw) return finite_only(cjson.decode(raw)) end
+
 local function split(text)
   local out = {}
   for part in string.gmatch(text or '', '[^,]+') do table.insert(out, part) end
@@ -78,7 +91,7 @@ local function aggregate(gid, ttl)
     end
     parts[i] = {task_id = id, state = st, percent = pct}
   end
-  local snapshot = cjson.decode(redis.call('HGET', gkey, 'snapshot'))
+  local snapshot = decoded(redis.call('HGET', gkey, 'snapshot'))
   local state = started and 'running' or 'queued'
   snapshot['error'] = nil
   if finished == n then
@@ -115,7 +128,7 @@ end
 -- End a task in `state` from its stored snapshot, with `field` set to `text`.
 local function terminate(id, state, field, text, ttl)
   local key = task_key(id)
-  local snapshot = cjson.decode(redis.call('HGET', key, 'snapshot'))
+  local snapshot = decoded(redis.call('HGET', key, 'snapshot'))
   snapshot['seq'] = redis.call('HINCRBY', key, 'seq', 1)
   snapshot['state'] = state
   snapshot['eta'] = cjson.null

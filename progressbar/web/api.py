@@ -4,6 +4,8 @@ as the Socket.IO protocol, for clients without Socket.IO and for scripts.
 State-changing requests must be JSON (`Content-Type: application/json`, which a
 cross-site form cannot send without a CORS preflight we never grant) and must
 not come from a foreign `Origin`; the identity cookie is SameSite=Lax besides.
+A body is read only up to `payloads.MAX_BYTES`, as a Socket.IO message, and
+every answer is strict JSON.
 """
 
 from __future__ import annotations
@@ -12,16 +14,18 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, jsonify, request, url_for
-from werkzeug.exceptions import HTTPException
+from flask import Blueprint, request, url_for
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
 from .. import service
 from ..errors import ProtocolError, protocol_error
 from ..state import state
+from ..strict_json import dumps
 from .address import client_address
 from .identity import current_identity
 from .openapi import openapi_document
+from .payloads import MAX_BYTES, parse
 
 log = logging.getLogger(__name__)
 
@@ -41,30 +45,38 @@ STATUS = {
 }
 
 
+def answer(
+    body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """`body` as strict JSON (the host app's JSON settings are its own)."""
+    return Response(dumps(body), status, headers, mimetype="application/json")
+
+
 def error(
     code: str, message: str, status: int | None = None, retry_after: float | None = None
-) -> tuple[Response, int]:
-    response = jsonify(ProtocolError(code, message).answer())
-    if retry_after is not None:
-        response.headers["Retry-After"] = str(max(1, round(retry_after)))
-    return response, status or STATUS[code]
+) -> Response:
+    headers = {"Retry-After": str(max(1, round(retry_after)))} if retry_after is not None else None
+    return answer(ProtocolError(code, message).answer(), status or STATUS[code], headers)
 
 
 @bp.errorhandler(HTTPException)
-def http_error(exc: HTTPException) -> tuple[Response, int]:
+def http_error(exc: HTTPException) -> Response:
     code = "not_found" if exc.code == 404 else "invalid"
-    response, status = error(code, exc.description or exc.name, exc.code)
+    message = exc.description or exc.name
+    if isinstance(exc, RequestEntityTooLarge):
+        message = f"the body is larger than {MAX_BYTES // 1024} KB"
+    response = error(code, message, exc.code)
     allowed = getattr(exc, "valid_methods", None)
     if allowed:
         response.headers["Allow"] = ", ".join(allowed)
-    return response, status
+    return response
 
 
 @bp.errorhandler(Exception)
-def refused(exc: Exception) -> tuple[Response, int]:
+def refused(exc: Exception) -> Response:
     # ProtocolErrors answer themselves; others are `unavailable` or `internal`.
-    answer = protocol_error(exc, log, f"api {request.endpoint}")
-    return error(answer.code, answer.message, retry_after=answer.retry_after)
+    refusal = protocol_error(exc, log, f"api {request.endpoint}")
+    return error(refusal.code, refusal.message, retry_after=refusal.retry_after)
 
 
 def _same_origin(origin: str) -> bool:
@@ -75,7 +87,15 @@ def _same_origin(origin: str) -> bool:
 
 
 @bp.before_request
-def guard_state_changes() -> tuple[Response, int] | None:
+def bound_the_body() -> None:
+    # Flask reads no more than this of this request (413 beyond it, before
+    # reading, when Content-Length says so); the host's MAX_CONTENT_LENGTH
+    # holds for its own routes.
+    request.max_content_length = MAX_BYTES
+
+
+@bp.before_request
+def guard_state_changes() -> Response | None:
     if request.method != "POST":
         return None
     origin = request.headers.get("Origin")
@@ -87,41 +107,39 @@ def guard_state_changes() -> tuple[Response, int] | None:
 
 
 def _json_body() -> Any:
-    body = request.get_json(silent=True)
-    if body is None and request.get_data():
-        raise ProtocolError("invalid", "the body is not valid JSON")
-    return body
+    body = request.get_data()
+    return parse(body) if body else None
 
 
 @bp.post("/tasks")
-def start_task() -> tuple[Response, int, dict[str, str]]:
+def start_task() -> Response:
     """Start a task: 202, its SNAPSHOT, and where to follow it."""
     snapshot = service.start_task(_json_body(), current_identity(), address=client_address())
     location = url_for("progressbar_api.get_task", task_id=snapshot["task_id"])
-    return jsonify({"ok": True, "task": snapshot}), 202, {"Location": location}
+    return answer({"ok": True, "task": snapshot}, 202, {"Location": location})
 
 
 @bp.get("/tasks")
-def list_tasks() -> dict[str, Any]:
+def list_tasks() -> Response:
     """This identity's tasks, newest first."""
-    return {"ok": True, "tasks": service.store().list(current_identity())}
+    return answer({"ok": True, "tasks": service.store().list(current_identity())})
 
 
 @bp.get("/tasks/<task_id>")
-def get_task(task_id: str) -> dict[str, Any]:
+def get_task(task_id: str) -> Response:
     """One task's SNAPSHOT; another identity's task is not found, as a missing one."""
-    return {"ok": True, "task": service.get_task(task_id, current_identity())}
+    return answer({"ok": True, "task": service.get_task(task_id, current_identity())})
 
 
 @bp.post("/tasks/<task_id>/cancel")
-def cancel_task(task_id: str) -> dict[str, Any]:
+def cancel_task(task_id: str) -> Response:
     """Cancel a task: its SNAPSHOT, the outcome and a message, as the `cancel` event."""
     service.checked_payload(_json_body(), set())
     task_id = service.checked_task_id(task_id)
-    return {"ok": True, **service.cancel_task(task_id, current_identity())}
+    return answer({"ok": True, **service.cancel_task(task_id, current_identity())})
 
 
 @bp.get("/openapi.json")
-def openapi() -> dict[str, Any]:
+def openapi() -> Response:
     """The OpenAPI 3.0 description of this API."""
-    return openapi_document()
+    return answer(openapi_document())

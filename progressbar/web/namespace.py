@@ -21,6 +21,7 @@ from ..service import checked_payload, task_id_of
 from . import watchdog
 from .address import client_address
 from .identity import current_identity
+from .payloads import UNREADABLE, UNREADABLE_MESSAGE
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,10 @@ class ProgressNamespace(Namespace):
 
     def trigger_event(self, event: str, *args: Any) -> Any:
         # An unknown event is answered `invalid` rather than dropped, so a
-        # client waiting on its ack is not left hanging.
+        # client waiting on its ack is not left hanging; so is a message
+        # whose payload could not be read.
+        if event == UNREADABLE:
+            return ProtocolError("invalid", UNREADABLE_MESSAGE).answer()
         if event in ("connect", "disconnect") or hasattr(self, f"on_{event}"):
             return super().trigger_event(event, *args)
         return ProtocolError("invalid", f"unknown event {event[:40]!r}").answer()

@@ -7,6 +7,7 @@ from typing import Any
 from ..errors import CODES
 from ..snapshot import FIELDS, OPTIONAL_FIELDS
 from ..state import state
+from .payloads import MAX_BYTES
 
 SNAPSHOT = {
     "type": "object",
@@ -53,6 +54,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         401: "the app's identity loader knows nobody: sign in",
         403: "cross-site request",
         404: "no such task",
+        413: f"a body over {MAX_BYTES // 1024} KB, refused unread",
         415: "not JSON",
         429: "a limit of this identity or client address: unfinished tasks, starts or new "
         "identities (Retry-After, when known)",
@@ -111,7 +113,7 @@ def openapi_document() -> dict[str, Any]:
                             "queued; follow it at Location",
                             headers={"Location": {"schema": {"type": "string"}}},
                         ),
-                        **_errors(400, 401, 403, 415, 429, 503),
+                        **_errors(400, 401, 403, 413, 415, 429, 503),
                     },
                 },
                 "get": {
@@ -156,7 +158,7 @@ def openapi_document() -> dict[str, Any]:
                             ),
                             "what the cancel did",
                         ),
-                        **_errors(400, 401, 403, 404, 415, 429, 503),
+                        **_errors(400, 401, 403, 404, 413, 415, 429, 503),
                     },
                 },
             },

@@ -13,6 +13,7 @@ from celery import Task
 from .. import logs
 from ..errors import TaskCancelled
 from ..snapshot import snapshot
+from ..strict_json import Unencodable, finite_number
 from .flusher import Flusher
 from .rate import Rate
 
@@ -26,6 +27,9 @@ Heartbeat = Callable[[str], bool]
 
 
 log = logging.getLogger(__name__)
+
+# The message of a task that succeeded with a result that has no JSON text.
+UNSHOWN_RESULT = "Done; its result cannot be shown (it is not JSON)."
 
 
 class Progress:
@@ -86,14 +90,23 @@ class Progress:
         self._flusher = Flusher(self, heartbeat)
         self._autoflush = autoflush
         self.last_snapshot: dict[str, Any] | None = None
+        self._warned = False
 
     def update(
         self, current: float, total: float | None = None, message: str | None = None
     ) -> None:
-        """Set the progress; pushed now unless one was pushed < interval ago."""
-        self.current = current
+        """Set the progress; pushed now unless one was pushed < interval ago.
+
+        A `current` that is not a finite number (NaN, ±infinity) is ignored:
+        the bar keeps its last one. Such a `total` makes the total unknown."""
+        if finite_number(current) is None:
+            self._not_a_number("current", current)
+        else:
+            self.current = current
         if total is not None:
-            self.total = total
+            self.total = finite_number(total)
+            if self.total is None:
+                self._not_a_number("total", total)
         if message is not None:
             self.message = message
         if self.clock() - self._last_push >= self.interval:
@@ -104,6 +117,16 @@ class Progress:
                 self._flusher.request()
         if self.cancel_requested:
             raise TaskCancelled
+
+    def _not_a_number(self, name: str, value: object) -> None:
+        if not self._warned:  # once per task: an update may come a million times
+            self._warned = True
+            log.warning(
+                "progress %s=%r is not a finite number: not shown",
+                name,
+                value,
+                extra=logs.task_extra(self.task_id),
+            )
 
     def check(self) -> None:
         """Raise TaskCancelled if the owner asked to cancel; call it in long steps."""
@@ -194,7 +217,13 @@ class Progress:
             while True:
                 try:
                     return self._push(self.clock(), extra, raise_errors=True)
-                except Exception:
+                except Exception as exc:
+                    if isinstance(exc, Unencodable) and extra.get("result") is not None:
+                        # Its result has no JSON text: the bar ends all the same.
+                        log.warning("result not JSON", extra=logs.task_extra(self.task_id))
+                        extra["result"] = None
+                        self.message = UNSHOWN_RESULT
+                        continue
                     about = logs.task_extra(self.task_id)
                     if self.clock() >= deadline:
                         log.error("could not store its final state", extra=about)
@@ -288,7 +317,7 @@ def progress(task: Task, total: float | None = None, message: str | None = None)
             autoflush=False,
         )
     if total is not None:
-        reporter.total = total
+        reporter.total = finite_number(total)
     if message is not None:
         reporter.message = message
     if reporter.last_snapshot is None:
