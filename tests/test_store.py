@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from progressbar.snapshot import queued_snapshot
+from progressbar.snapshot import GONE_SEQ, RECORD_GONE, queued_snapshot
 from progressbar.store import LimitReached, Store, connect
 from progressbar.web.watchdog import Watchdog
 from tests.stack import wait_until
@@ -314,8 +314,24 @@ def test_every_change_of_a_snapshot_is_pushed_by_its_script(redis_url: str) -> N
         assert pushed() == [(2, "running", False), (3, "running", True), (4, "cancelled", False)]
         store.lose(dead, "gone", only_if_expired=False)
         assert pushed() == [(2, "lost", False)]
-        assert store.republish([dead, "no-such-task"]) == 1
+        # An ended task without a record pushes nothing; an unfinished one is
+        # pushed lost, above any seq, and keeps that verdict.
+        assert store.republish([dead, "ended-task"], unfinished=set()) == 1
         assert pushed() == [(2, "lost", False)]
+        assert store.republish(["vanished"]) == 1
+        assert pushed() == [(GONE_SEQ, "lost", False)]
+        assert store.get("vanished")["error"] == RECORD_GONE
+        assert store.claim("vanished") == "ended"
     finally:
         pubsub.close()
         client.close()
+
+
+def test_a_queued_task_whose_worker_vanished_is_disarmed_not_lost(store: Store) -> None:
+    task_id = new_task(store)
+    store.heartbeat(task_id)  # reserved by a worker that then went silent
+    past_deadline(store, task_id)
+    assert store.lose(task_id, "gone", only_if_expired=True) is None
+    assert store.expired() == []  # disarmed: its message comes back to a worker
+    assert store.get(task_id)["state"] == "queued"
+    assert store.claim(task_id) == "claimed"  # and then it runs

@@ -1,7 +1,12 @@
 -- The verdict on a task whose worker is gone. args: id, reason, ttl, 'expired'
 -- or 'now'. With 'expired' the task is ended only if its heartbeat deadline has
 -- passed (several web processes may judge at once: one wins, none
--- double-reports). Returns the new snapshot JSON, or false when nothing changed.
+-- double-reports), and only if it had started: a task still queued and
+-- unclaimed lost no work, and its message is still with the broker (put back
+-- by its worker after a broker reconnect, or handed out again after the
+-- visibility timeout when its worker died), so it is disarmed and stays
+-- queued until it runs. Returns the new snapshot JSON, or false when nothing
+-- changed.
 local id = args[1]
 local state = redis.call('HGET', task_key(id), 'state')
 if not state or is_terminal(state) then
@@ -11,5 +16,9 @@ end
 if args[4] == 'expired' then
   local deadline = redis.call('ZSCORE', prefix .. ':live', id)
   if not deadline or tonumber(deadline) > now() then return false end
+  if state == 'queued' and not redis.call('HGET', task_key(id), 'claimed') then
+    redis.call('ZREM', prefix .. ':live', id)
+    return false
+  end
 end
 return terminate(id, 'lost', 'error', args[2], args[3])
