@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Blueprint, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
@@ -21,6 +20,7 @@ from ..errors import ProtocolError, protocol_error
 from ..state import state
 from .identity import current_identity
 from .openapi import openapi_document
+from .origins import origin_allowed
 
 log = logging.getLogger(__name__)
 
@@ -60,19 +60,14 @@ def refused(exc: Exception) -> tuple[Response, int]:
     return error(answer.code, answer.message)
 
 
-def _same_origin(origin: str) -> bool:
-    allowed = state().settings.allowed_origins
-    own = urlsplit(request.host_url)
-    theirs = urlsplit(origin)
-    return (theirs.scheme, theirs.netloc) == (own.scheme, own.netloc) or origin in allowed
-
-
 @bp.before_request
 def guard_state_changes() -> tuple[Response, int] | None:
     if request.method != "POST":
         return None
     origin = request.headers.get("Origin")
-    if origin is not None and not _same_origin(origin):
+    if origin is not None and not origin_allowed(
+        origin, request.environ, state().settings.allowed_origins
+    ):
         return error("invalid", "cross-site request refused", 403)
     if not request.is_json:
         return error("invalid", "send JSON (Content-Type: application/json)", 415)
