@@ -3,13 +3,32 @@ Redis at `maxmemory`."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 import socketio
 
-from tests.stack import extra_web, identity_cookie
+from progressbar.settings import Settings
+from tests.stack import (
+    ROOT,
+    Process,
+    ProgressClient,
+    extra_web,
+    free_port,
+    identity_cookie,
+    process_env,
+    redis_server_binary,
+    start_web,
+    start_worker,
+    wait_until,
+)
 
 LISTED = "https://app.example"
 
@@ -59,3 +78,120 @@ def test_allowed_origins_add_to_the_pages_own(
         # The HTTP API draws the same line.
         assert api_accepts(base, base) and api_accepts(base, LISTED)
         assert not api_accepts(base, "http://evil.example")
+
+
+def make_certificates(folder: Path) -> dict[str, Path]:
+    """A self-signed CA, and a server certificate it signed for 127.0.0.1."""
+    files = {name: folder / name for name in ("ca.crt", "ca.key", "server.crt", "server.key")}
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run = partial(subprocess.run, check=True, capture_output=True, cwd=folder)
+    run(
+        ["openssl", "req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt"]
+        + ["-days", "1", "-subj", "/CN=progressbar test CA"]
+    )
+    run(
+        ["openssl", "req", *ec, "-keyout", "server.key", "-out", "server.csr"]
+        + ["-subj", "/CN=127.0.0.1"]
+    )
+    (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run(
+        ["openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key"]
+        + ["-CAcreateserial", "-out", "server.crt", "-days", "1", "-extfile", "san.cnf"]
+    )
+    return files
+
+
+@pytest.fixture(scope="module")
+def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path, Path]]:
+    """A redis-server that speaks only TLS: its port, the CA file, the log folder."""
+    folder = tmp_path_factory.mktemp("tls")
+    certs = make_certificates(folder)
+    port = free_port()
+    args = ["--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1", "--dir", str(folder)]
+    args += [
+        "--tls-cert-file",
+        str(certs["server.crt"]),
+        "--tls-key-file",
+        str(certs["server.key"]),
+    ]
+    args += ["--tls-ca-cert-file", str(certs["ca.crt"]), "--tls-auth-clients", "no"]
+    args += ["--save", "", "--appendonly", "no"]
+    process = Process([redis_server_binary(), *args], dict(os.environ), folder / "redis.log")
+    try:
+        url = f"rediss://127.0.0.1:{port}/0?ssl_cert_reqs=none"
+        wait_until(redis.Redis.from_url(url).ping, 10, "TLS redis-server answering PING")
+        yield port, certs["ca.crt"], folder
+    finally:
+        process.stop()
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["ssl_cert_reqs=CERT_NONE", "ssl_cert_reqs=required&ssl_ca_certs={ca}"],
+    ids=["CERT_NONE", "ca-file-required"],
+)
+def test_a_tls_redis_serves_the_web_process_the_worker_and_the_cli(
+    tls_redis: tuple[int, Path, Path], query: str
+) -> None:
+    port, ca, logs = tls_redis
+    url = f"rediss://127.0.0.1:{port}/0?{query.format(ca=ca)}"
+    env = process_env(url, "tls")
+    name = query.split("=")[1].split("&")[0].lower()
+    worker = start_worker(env, logs, f"tls-{name}", "-c", "1")
+    try:
+        web_port = free_port()
+        web = start_web([sys.executable, "app.py"], env, web_port, logs, f"tls-web-{name}")
+        try:
+            base = f"http://127.0.0.1:{web_port}"
+            client = ProgressClient(base, identity_cookie(base))
+            try:
+                task = client.start("primes", limit=1000)
+                final = client.wait_terminal(task["task_id"], timeout=30)
+                assert (final["state"], final["result"]) == ("succeeded", 168)
+            finally:
+                client.close()
+            assert requests.get(f"{base}/healthz", timeout=5).json()["ok"] is True
+        finally:
+            web.stop()
+        cli = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "app", "progress", "start", "primes"]
+            + ["--limit", "1000"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert cli.returncode == 0, cli.stderr
+        assert cli.stdout.strip().splitlines()[-1] == "succeeded: 168"
+    finally:
+        worker.stop()
+
+
+@pytest.mark.parametrize(
+    ("given", "read"),
+    [
+        ("CERT_NONE", "none"),
+        ("cert_none", "none"),
+        ("None", "none"),
+        ("CERT_OPTIONAL", "optional"),
+        ("optional", "optional"),
+        ("CERT_REQUIRED", "required"),
+        ("Required", "required"),
+    ],
+)
+def test_every_ssl_cert_reqs_spelling_reads_as_one(given: str, read: str) -> None:
+    settings = Settings.from_config(
+        {"PROGRESSBAR_REDIS_URL": f"rediss://h:1/0?ssl_cert_reqs={given}"}
+    )
+    assert settings.redis_url == f"rediss://h:1/0?ssl_cert_reqs={read}"
+
+
+def test_a_tls_url_without_ssl_cert_reqs_verifies_and_a_bad_one_is_refused() -> None:
+    assert Settings.from_config({"PROGRESSBAR_REDIS_URL": "rediss://h:1/0"}).redis_url == (
+        "rediss://h:1/0?ssl_cert_reqs=required"
+    )
+    plain = "redis://127.0.0.1:6379/0"
+    assert Settings.from_config({"PROGRESSBAR_REDIS_URL": plain}).redis_url == plain
+    with pytest.raises(ValueError, match="PROGRESSBAR_REDIS_URL: ssl_cert_reqs='maybe'"):
+        Settings.from_config({"PROGRESSBAR_REDIS_URL": "rediss://h:1/0?ssl_cert_reqs=maybe"})

@@ -23,6 +23,7 @@ from flask_socketio import SocketIO
 
 from ..messages import EVENT, NAMESPACE
 from ..settings import Settings
+from ..settings import redis_url as normal_redis_url
 from ..snapshot import TERMINAL_STATES
 from ..store import Store
 
@@ -129,7 +130,7 @@ def hosted_channel(host_socketio: SocketIO, redis_url: str) -> str:
             "progressbar pushes through Redis: give your SocketIO "
             f"message_queue={redis_url!r} (it has no Redis message queue)"
         )
-    if manager.redis_url != redis_url:
+    if normal_redis_url(manager.redis_url) != redis_url:
         raise RuntimeError(
             f"your SocketIO's message queue ({manager.redis_url}) is not progressbar's "
             f"Redis ({redis_url}): pushes would never reach its clients"
