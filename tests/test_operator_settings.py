@@ -20,6 +20,8 @@ from tests.stack import (
     ROOT,
     Process,
     ProgressClient,
+    Stack,
+    error_code,
     extra_web,
     free_port,
     identity_cookie,
@@ -31,6 +33,7 @@ from tests.stack import (
 )
 
 LISTED = "https://app.example"
+FILLERS = 64
 
 
 def connects(base_url: str, origin: str, transport: str) -> bool:
@@ -195,3 +198,70 @@ def test_a_tls_url_without_ssl_cert_reqs_verifies_and_a_bad_one_is_refused() -> 
     assert Settings.from_config({"PROGRESSBAR_REDIS_URL": plain}).redis_url == plain
     with pytest.raises(ValueError, match="PROGRESSBAR_REDIS_URL: ssl_cert_reqs='maybe'"):
         Settings.from_config({"PROGRESSBAR_REDIS_URL": "rediss://h:1/0?ssl_cert_reqs=maybe"})
+
+
+@pytest.fixture(scope="module")
+def full_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with Stack(
+        tmp_path_factory.mktemp("maxmemory"),
+        secret="maxmemory",
+        workers=("full-worker",),
+        webs=("full-web",),
+        worker_args=("-c", "1"),
+    ) as stack:
+        yield stack
+
+
+def fill_redis(client: redis.Redis) -> None:
+    """Put 4 MB in Redis, then set its `maxmemory` 1 MB below what it uses,
+    without eviction: Redis is full, and stays so however little it frees."""
+    for n in range(FILLERS):
+        client.set(f"filler:{n}", b"x" * 64 * 1024)
+    used = int(client.info("memory")["used_memory"])
+    client.config_set("maxmemory-policy", "noeviction")
+    client.config_set("maxmemory", used - 1024 * 1024)
+
+
+def test_at_maxmemory_owners_still_read_their_tasks(full_stack: Stack) -> None:
+    base = full_stack.base_url
+    cookie = identity_cookie(base)
+    client = ProgressClient(base, cookie)
+    http = requests.Session()
+    headers = {"Cookie": cookie}
+    admin = redis.Redis.from_url(full_stack.redis_url)
+    try:
+        done = client.start("primes", limit=1000)["task_id"]
+        assert client.wait_terminal(done)["state"] == "succeeded"
+        fill_redis(admin)
+
+        listed = http.get(f"{base}/api/tasks", headers=headers, timeout=5)
+        assert listed.status_code == 200, listed.text
+        assert [t["task_id"] for t in listed.json()["tasks"]] == [done]
+        one = http.get(f"{base}/api/tasks/{done}", headers=headers, timeout=5)
+        assert one.status_code == 200 and one.json()["task"]["state"] == "succeeded"
+        assert [t["task_id"] for t in client.call("list")["tasks"]] == [done]
+        assert client.call("subscribe", {"task_id": done})["task"]["state"] == "succeeded"
+
+        # A start is refused, clearly, and leaves nothing behind.
+        refused = client.call("start", {"kind": "primes", "params": {"limit": 1000}})
+        assert error_code(refused) == "unavailable" and "memory" in refused["error"]["message"]
+        posted = http.post(f"{base}/api/tasks", json={"kind": "primes"}, headers=headers, timeout=5)
+        assert posted.status_code == 503 and error_code(posted.json()) == "unavailable"
+        health = http.get(f"{base}/healthz", timeout=5).json()
+        assert health["status"] == "memory_pressure", health
+        assert health["redis"]["memory"]["pressure"] is True
+        assert (
+            health["redis"]["memory"]["used_bytes"] >= 0.9 * health["redis"]["memory"]["max_bytes"]
+        )
+    finally:
+        admin.delete(*(f"filler:{n}" for n in range(FILLERS)))
+        admin.config_set("maxmemory", 0)
+        admin.close()
+    # Room again: the service is as it was.
+    again = client.start("primes", limit=1000)["task_id"]
+    assert client.wait_terminal(again, timeout=30)["state"] == "succeeded"
+    assert [t["task_id"] for t in client.call("list")["tasks"]] == [again, done]
+    wait_until(
+        lambda: http.get(f"{base}/healthz", timeout=5).json()["status"] == "ok", 10, "healthz ok"
+    )
+    client.close()

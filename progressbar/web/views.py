@@ -38,8 +38,26 @@ def identity() -> Response:
     return response
 
 
+# Redis memory above this share of `maxmemory` is reported as pressure.
+MEMORY_PRESSURE = 0.9
+
+
+def memory_of(info: dict[str, Any]) -> dict[str, Any]:
+    """Redis memory as /healthz shows it: bytes used, the `maxmemory` limit
+    (0: none), and whether it is under pressure (at MEMORY_PRESSURE of the
+    limit or more: new tasks may be refused, reads still work)."""
+    used, limit = int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
+    return {
+        "used_bytes": used,
+        "max_bytes": limit,
+        "pressure": bool(limit) and used >= MEMORY_PRESSURE * limit,
+    }
+
+
 def healthz() -> tuple[dict[str, Any], int]:
-    """Is Redis reachable, and is at least one worker alive? 200 if both, else 503."""
+    """Is Redis reachable, and is at least one worker alive? 200 if both, else
+    503. `status` says more: 'ok', 'memory_pressure' (Redis near or at its
+    `maxmemory`: starts may be refused) or 'unavailable'."""
     store = state().store
     started = time.perf_counter()
     redis: dict[str, Any]
@@ -47,10 +65,19 @@ def healthz() -> tuple[dict[str, Any], int]:
         # Seen within three heartbeats: one late beat is not a dead worker.
         workers = store.live_workers(3 * state().settings.heartbeat_interval)
         redis = {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+        redis["memory"] = memory_of(store.redis.info("memory"))  # type: ignore[arg-type]
     except RedisError as exc:
         workers, redis = [], {"ok": False, "error": type(exc).__name__}
     healthy = redis["ok"] and bool(workers)
-    body = {"ok": healthy, "redis": redis, "workers": {"ok": bool(workers), "alive": workers}}
+    status = "unavailable"
+    if healthy:
+        status = "memory_pressure" if redis["memory"]["pressure"] else "ok"
+    body = {
+        "ok": healthy,
+        "status": status,
+        "redis": redis,
+        "workers": {"ok": bool(workers), "alive": workers},
+    }
     return body, 200 if healthy else 503
 
 
