@@ -15,10 +15,33 @@ from pathlib import Path
 import pytest
 
 from progressbar.snapshot import RECORD_GONE
+from progressbar.worker.redelivery import Held
 from tests.stack import ProgressClient, Stack, identity_cookie
 
 # Redis's append-only file is written to disk once a second.
 AOF_FSYNC = 1.5
+
+
+class Request:
+    """What `Held` reads of a Celery request."""
+
+    def __init__(self, started: bool = False) -> None:
+        self.acknowledged = False
+        self.time_start = 1.0 if started else None
+
+
+def test_forgotten_requests_are_those_of_an_earlier_connection_never_started() -> None:
+    held = Held()
+    waiting, running, done, later = Request(), Request(started=True), Request(), Request()
+    for r in (waiting, running, done):
+        held.received(r, generation=0)
+    assert held.forgotten(generation=0) == []  # the same connection: still reserved
+    done.acknowledged = True  # revoked, rejected or finished
+    held.received(later, generation=1)
+    assert held.forgotten(generation=1) == [waiting]
+    assert held.forgotten(generation=1, reserved={waiting}) == []
+    held.drop([waiting])  # put back
+    assert held.forgotten(generation=2) == [later]
 
 
 def kill_redis(stack: Stack, down_for: float) -> None:

@@ -52,15 +52,15 @@ class Held:
             for request in requests:
                 self._requests.pop(id(request), None)
 
-    def __len__(self) -> int:
-        return len(self._requests)
-
 
 def put_back(celery_app: Celery, requests: list[Any]) -> None:
     """Return these requests' messages to the head of their queue (kombu's
     Redis transport). Brokers that redeliver on their own (AMQP requeues a
     closed channel's messages) need nothing. Raises if the broker is down."""
     with celery_app.connection_for_write() as connection:
+        # One quick try: the heartbeat thread calling this must not wait out
+        # kombu's reconnect backoff while the broker is still down.
+        connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0.5)
         qos = connection.default_channel.qos
         restore = getattr(qos, "restore_by_tag", None)
         if restore is None:
