@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from kombu.exceptions import OperationalError
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError, RedisError
 
 CODES = frozenset(
     {
@@ -66,6 +66,11 @@ def protocol_error(exc: BaseException, log: logging.Logger, where: str) -> Proto
     with its traceback; the caller learns nothing of it)."""
     if isinstance(exc, ProtocolError):
         return exc
+    if isinstance(exc, OutOfMemoryError):
+        log.warning("%s: Redis is at its maxmemory", where)
+        return ProtocolError(
+            "unavailable", "the task service is out of memory for new tasks, try again later"
+        )
     if isinstance(exc, UNAVAILABLE):
         log.warning("%s: backend unreachable", where, exc_info=exc)
         return ProtocolError("unavailable", "the task service is unreachable, try again")

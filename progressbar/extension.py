@@ -27,6 +27,7 @@ from .web.address import client_address
 from .web.identity import current_identity, session_identity
 from .web.message_queue import hosted_channel, queue_manager
 from .web.namespace import ProgressNamespace
+from .web.origins import socketio_origins
 from .worker import signals as worker_signals
 from .worker.context import WorkerContext, bind
 from .worker.task import ProgressTask, track
@@ -138,7 +139,7 @@ class ProgressBar:
                 async_mode=settings.socketio_async_mode or _default_async_mode(),
                 message_queue=settings.redis_url,
                 client_manager=queue_manager(settings, store),
-                cors_allowed_origins=list(settings.allowed_origins) or None,
+                cors_allowed_origins=socketio_origins(settings.allowed_origins),
                 max_http_buffer_size=payloads.MAX_BYTES,
                 # Unreadable events answered `invalid`; strict JSON out.
                 serializer=payloads.StrictPacket,

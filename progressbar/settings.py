@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 PREFIX = "PROGRESSBAR_"
 TRANSPORTS = ("polling", "websocket")
@@ -30,6 +31,40 @@ def _path(raw: Any) -> str:
     if not path.startswith("/") or len(path) < 2 or path.endswith("/") or " " in path:
         raise ValueError(f"{raw!r} is not a path such as /api")
     return path
+
+
+# Every spelling of TLS verification that redis-py, kombu or Celery accepts,
+# as the one spelling all three read alike.
+_CERT_REQS = {
+    "none": "none",
+    "cert_none": "none",
+    "optional": "optional",
+    "cert_optional": "optional",
+    "required": "required",
+    "cert_required": "required",
+}
+
+
+def redis_url(raw: Any) -> str:
+    """A Redis URL whose `ssl_cert_reqs` every process reads alike: none,
+    optional or required (CERT_NONE, CERT_OPTIONAL, CERT_REQUIRED, any case,
+    accepted); a rediss:// URL without it verifies the server (required)."""
+    url = str(raw).strip()
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    normal = []
+    for key, value in query:
+        if key == "ssl_cert_reqs":
+            spelled = _CERT_REQS.get(value.strip().lower())
+            if spelled is None:
+                raise ValueError(f"ssl_cert_reqs={value!r}: use none, optional or required")
+            value = spelled
+        normal.append((key, value))
+    if parts.scheme == "rediss" and "ssl_cert_reqs" not in dict(normal):
+        normal.append(("ssl_cert_reqs", "required"))
+    if normal == query:
+        return url
+    return urlunsplit(parts._replace(query=urlencode(normal, safe="/:")))
 
 
 def _optional_str(raw: Any) -> str | None:
@@ -83,7 +118,8 @@ def _at_least(minimum: float, kind: Callable[[Any], Any]) -> Callable[[Any], Any
 class Settings:
     """Every setting with its default. Field `x` is read from `PROGRESSBAR_X`."""
 
-    # Broker, result store, Socket.IO message queue and task records.
+    # Broker, result store, Socket.IO message queue and task records;
+    # rediss:// for TLS (`redis_url` spells its ssl_cert_reqs for every client).
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Redis pool size of each process; the pool waits rather than fails.
     redis_max_connections: int = 200
@@ -177,7 +213,7 @@ def _number(kind: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 
 _PARSERS: dict[str, Callable[[Any], Any]] = {
-    "redis_url": str,
+    "redis_url": redis_url,
     "redis_max_connections": _number(int),
     "socketio_channel": str,
     "socketio_async_mode": _optional_str,

@@ -65,6 +65,12 @@ CANCELLED_BEFORE_START = "Cancelled before it started"
 # The message of a queued task.
 WAITING_FOR_A_WORKER = "Waiting for a worker"
 
+# The seq of the `lost` state pushed for a task whose record Redis no longer
+# has: above any seq a record reaches (the largest integer every JSON client
+# reads exactly), so every client takes it as newer; nothing follows it.
+GONE_SEQ = 2**53 - 1
+RECORD_GONE = "Its record was lost: Redis restarted without it."
+
 
 def percent_of(current: float, total: float | None) -> float | None:
     """0–100 with two decimals, or None without a total."""
@@ -116,3 +122,10 @@ def queued_snapshot(task_id: str, kind: str, now: float) -> dict[str, Any]:
     return snapshot(
         task_id, kind, "queued", message=WAITING_FOR_A_WORKER, created_at=now, updated_at=now
     )
+
+
+def gone_snapshot(task_id: str, now: float) -> dict[str, Any]:
+    """The final SNAPSHOT of a task whose record is gone: `lost`, with GONE_SEQ."""
+    now = round(now, 3)
+    gone = snapshot(task_id, "", "lost", created_at=now, updated_at=now)
+    return {**gone, "seq": GONE_SEQ, "error": RECORD_GONE}

@@ -7,6 +7,7 @@ of a snapshot is published by the script that makes it.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import redis
@@ -14,7 +15,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from . import scripts
-from .snapshot import CANCELLED_BEFORE_START
+from .snapshot import CANCELLED_BEFORE_START, gone_snapshot
 from .strict_json import dumps as strict_dumps
 from .strict_json import loads
 
@@ -267,9 +268,18 @@ class Store:
         `max_age` seconds, and `some` again once one is; how many changed."""
         return int(self._run("waiting", max_age, none, some, limit))
 
-    def republish(self, task_ids: list[str]) -> int:
-        """Push these tasks' stored snapshots again; how many exist."""
-        return int(self._run("republish", *task_ids)) if task_ids else 0
+    def republish(self, task_ids: list[str], unfinished: set[str] | None = None) -> int:
+        """Push these tasks' stored snapshots again; how many were pushed. A
+        task of `unfinished` (all by default) whose record is gone is pushed
+        `lost` instead, once and for all (`gone_snapshot`, kept as its record)."""
+        if not task_ids:
+            return 0
+        now = time.time()
+        args: list[str] = []
+        for task_id in task_ids:
+            gone = unfinished is None or task_id in unfinished
+            args += [task_id, dumps(gone_snapshot(task_id, now)) if gone else ""]
+        return int(self._run("republish", self.ttl, *args))
 
     def worker_seen(self, name: str, slots: int | None = None) -> None:
         """Worker `name`, with `slots` pool processes, is alive now."""
@@ -314,7 +324,9 @@ class Store:
         task_ids: list[str] = self.redis.zrevrange(owner_key, 0, -1)  # type: ignore[assignment]
         if not task_ids:
             return []
-        pipe = self.redis.pipeline()
+        # No MULTI: Redis refuses a transaction once at `maxmemory`, and a
+        # read must work then too.
+        pipe = self.redis.pipeline(transaction=False)
         for task_id in task_ids:
             pipe.hget(self._task_key(task_id), "snapshot")
         snapshots = []

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from progressbar.snapshot import WAITING_FOR_A_WORKER, queued_snapshot
+from progressbar.snapshot import GONE_SEQ, RECORD_GONE, WAITING_FOR_A_WORKER, queued_snapshot
 from progressbar.store import LimitReached, Store, connect
 from progressbar.web.watchdog import NEVER_SENT, NO_WORKER, Watchdog
 from tests.stack import strict_json, wait_until
@@ -361,8 +361,14 @@ def test_every_change_of_a_snapshot_is_pushed_by_its_script(redis_url: str) -> N
         assert pushed() == [(2, "running", False), (3, "running", True), (4, "cancelled", False)]
         store.lose(dead, "gone", only_if_expired=False)
         assert pushed() == [(2, "lost", False)]
-        assert store.republish([dead, "no-such-task"]) == 1
+        # An ended task without a record pushes nothing; an unfinished one is
+        # pushed lost, above any seq, and keeps that verdict.
+        assert store.republish([dead, "ended-task"], unfinished=set()) == 1
         assert pushed() == [(2, "lost", False)]
+        assert store.republish(["vanished"]) == 1
+        assert pushed() == [(GONE_SEQ, "lost", False)]
+        assert store.get("vanished")["error"] == RECORD_GONE
+        assert store.claim("vanished") == "ended"
     finally:
         pubsub.close()
         client.close()
@@ -490,7 +496,8 @@ def test_a_record_no_script_can_encode_stops_neither_the_watchdog_nor_other_bars
     bad, good = new_task(store), new_task(store)
     for task_id in (bad, good):
         store.sent(task_id)
-        store.heartbeat(task_id)  # reserved by a worker that then died; `bad` first
+        store.claim(task_id)  # taken on by a worker that then died; `bad` first
+        store.heartbeat(task_id)
     # A NaN written as a literal: Lua's JSON encoder refuses it.
     key = f"{store.prefix}:task:{bad}"
     raw = str(store.redis.hget(key, "snapshot"))
@@ -501,3 +508,13 @@ def test_a_record_no_script_can_encode_stops_neither_the_watchdog_nor_other_bars
     waiting = new_task(store)
     dog.tick()
     assert store.get(waiting)["message"] == NO_WORKER  # type: ignore[index]
+
+
+def test_a_queued_task_whose_worker_vanished_is_disarmed_not_lost(store: Store) -> None:
+    task_id = new_task(store)
+    store.heartbeat(task_id)  # reserved by a worker that then went silent
+    past_deadline(store, task_id)
+    assert store.lose(task_id, "gone", only_if_expired=True) is None
+    assert store.expired() == []  # disarmed: its message comes back to a worker
+    assert store.get(task_id)["state"] == "queued"
+    assert store.claim(task_id) == "claimed"  # and then it runs

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Blueprint, request, url_for
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -25,6 +24,7 @@ from ..strict_json import dumps
 from .address import client_address
 from .identity import current_identity
 from .openapi import openapi_document
+from .origins import origin_allowed
 from .payloads import MAX_BYTES, parse
 
 log = logging.getLogger(__name__)
@@ -79,13 +79,6 @@ def refused(exc: Exception) -> Response:
     return error(refusal.code, refusal.message, retry_after=refusal.retry_after)
 
 
-def _same_origin(origin: str) -> bool:
-    allowed = state().settings.allowed_origins
-    own = urlsplit(request.host_url)
-    theirs = urlsplit(origin)
-    return (theirs.scheme, theirs.netloc) == (own.scheme, own.netloc) or origin in allowed
-
-
 @bp.before_request
 def bound_the_body() -> None:
     # Flask reads no more than this of this request (413 beyond it, before
@@ -99,7 +92,9 @@ def guard_state_changes() -> Response | None:
     if request.method != "POST":
         return None
     origin = request.headers.get("Origin")
-    if origin is not None and not _same_origin(origin):
+    if origin is not None and not origin_allowed(
+        origin, request.environ, state().settings.allowed_origins
+    ):
         return error("invalid", "cross-site request refused", 403)
     if not request.is_json:
         return error("invalid", "send JSON (Content-Type: application/json)", 415)

@@ -7,6 +7,8 @@ to 60 s, and whatever was published meanwhile is gone (pub/sub delivers at most
 once). Here the retry is capped at one second, and after every reconnect the
 store re-publishes the snapshot of each task this process has watchers of, so
 every open bar shows the truth again within about a second of Redis returning.
+A watched task whose record Redis came back without is pushed `lost` (unless
+this process saw it end: an ended task stays as it ended).
 """
 
 from __future__ import annotations
@@ -19,13 +21,17 @@ from typing import Any
 import socketio
 from flask_socketio import SocketIO
 
-from ..messages import NAMESPACE
+from ..messages import EVENT, NAMESPACE
 from ..settings import Settings
+from ..settings import redis_url as normal_redis_url
+from ..snapshot import TERMINAL_STATES
 from ..store import Store
 
 log = logging.getLogger(__name__)
 
 MAX_RETRY_SLEEP = 1.0
+# Ended tasks remembered beyond this many are pruned to the rooms still watched.
+MAX_ENDED = 10_000
 
 
 class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
@@ -37,6 +43,24 @@ class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
     ) -> None:
         super().__init__(*args, **kwargs)
         self.on_reconnect = on_reconnect
+        # Watched tasks this process saw end (a push, or a subscribe's answer).
+        self.ended: set[str] = set()
+
+    def note_state(self, task_id: str, state: Any) -> None:
+        """Remember that `task_id` has ended, if `state` is terminal."""
+        if state not in TERMINAL_STATES:
+            return
+        if len(self.ended) >= MAX_ENDED:
+            self.ended &= set(self.local_rooms(NAMESPACE))
+        self.ended.add(task_id)
+
+    def _handle_emit(self, message: dict[str, Any]) -> None:
+        data = message.get("data")
+        if message.get("event") == EVENT and isinstance(data, list) and data:
+            pushed = data[0]
+            if isinstance(pushed, dict) and isinstance(message.get("room"), str):
+                self.note_state(message["room"], pushed.get("state"))
+        super()._handle_emit(message)
 
     # Replaces python-socketio's own loop (pinned version 5.x) for its backoff.
     def _redis_listen_with_retries(self) -> Iterator[Any]:  # pragma: no cover - live tests
@@ -72,8 +96,10 @@ class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
 
 def resync(manager: ResilientRedisManager, store: Store) -> int:
     """Have the store push again every task watched here; how many it pushed."""
+    rooms = manager.local_rooms(NAMESPACE)
+    manager.ended &= set(rooms)
     try:
-        pushed = store.republish(manager.local_rooms(NAMESPACE))
+        pushed = store.republish(rooms, unfinished=set(rooms) - manager.ended)
     except Exception:
         log.warning("resync: Redis unreachable again", exc_info=True)
         return 0
@@ -104,7 +130,7 @@ def hosted_channel(host_socketio: SocketIO, redis_url: str) -> str:
             "progressbar pushes through Redis: give your SocketIO "
             f"message_queue={redis_url!r} (it has no Redis message queue)"
         )
-    if manager.redis_url != redis_url:
+    if normal_redis_url(manager.redis_url) != redis_url:
         raise RuntimeError(
             f"your SocketIO's message queue ({manager.redis_url}) is not progressbar's "
             f"Redis ({redis_url}): pushes would never reach its clients"

@@ -81,7 +81,11 @@ class ProgressNamespace(Namespace):
         snapshot = service.get_task(task_id, current_identity())
         join_room(task_id)
         # Read again after joining, so nothing falls between the read and the join.
-        return {"task": service.store().get(task_id) or snapshot}
+        snapshot = service.store().get(task_id) or snapshot
+        note_state = getattr(self.socketio.server.manager, "note_state", None)
+        if note_state is not None:
+            note_state(task_id, snapshot.get("state"))
+        return {"task": snapshot}
 
     @answered
     def on_unsubscribe(self, payload: Any) -> Answer:

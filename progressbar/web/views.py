@@ -11,6 +11,7 @@ from flask import Blueprint, abort, current_app, send_from_directory
 from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
+from ..admission import MAXMEMORY_SHARE
 from ..errors import ProtocolError
 from ..state import state
 from .api import error
@@ -44,8 +45,22 @@ def identity() -> Response | tuple[Response, int]:
     return response
 
 
+def memory_of(info: dict[str, Any]) -> dict[str, Any]:
+    """Redis memory as /healthz shows it: bytes used, the `maxmemory` limit
+    (0: none), and whether it is under pressure (at MAXMEMORY_SHARE of the
+    limit or more, where new tasks are refused `busy`; reads still work)."""
+    used, limit = int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
+    return {
+        "used_bytes": used,
+        "max_bytes": limit,
+        "pressure": bool(limit) and used >= MAXMEMORY_SHARE * limit,
+    }
+
+
 def healthz() -> tuple[dict[str, Any], int]:
-    """Is Redis reachable, and is at least one worker alive? 200 if both, else 503."""
+    """Is Redis reachable, and is at least one worker alive? 200 if both, else
+    503. `status` says more: 'ok', 'memory_pressure' (Redis near or at its
+    `maxmemory`: starts may be refused) or 'unavailable'."""
     store = state().store
     started = time.perf_counter()
     redis: dict[str, Any]
@@ -53,10 +68,19 @@ def healthz() -> tuple[dict[str, Any], int]:
         # Seen within three heartbeats: one late beat is not a dead worker.
         workers = store.live_workers(3 * state().settings.heartbeat_interval)
         redis = {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+        redis["memory"] = memory_of(store.redis.info("memory"))  # type: ignore[arg-type]
     except RedisError as exc:
         workers, redis = [], {"ok": False, "error": type(exc).__name__}
     healthy = redis["ok"] and bool(workers)
-    body = {"ok": healthy, "redis": redis, "workers": {"ok": bool(workers), "alive": workers}}
+    status = "unavailable"
+    if healthy:
+        status = "memory_pressure" if redis["memory"]["pressure"] else "ok"
+    body = {
+        "ok": healthy,
+        "status": status,
+        "redis": redis,
+        "workers": {"ok": bool(workers), "alive": workers},
+    }
     return body, 200 if healthy else 503
 
 

@@ -5,7 +5,9 @@ A pool process's reporter sends heartbeats for the task it runs; the main
 process sends them for every task it holds (reserved or running), so a task
 whose worker dies whole stops being armed, and the watchdog of a web process
 reports it lost. When only a pool process dies, Celery's main process knows at
-once (WorkerLostError): the task is reported lost right then.
+once (WorkerLostError): the task is reported lost right then. After a broker
+reconnect, the main process puts back in their queue the messages of tasks its
+consumer forgot (`redelivery`).
 
 Handlers are connected once per process, however many apps it builds; each
 finds its app's context through the Celery app that sent the signal.
@@ -26,9 +28,13 @@ from celery.signals import task_failure, task_received, worker_process_init, wor
 from .. import logs
 from ..store import Store
 from .context import context_of
+from .redelivery import Held, put_back
 from .task import ProgressTask
 
 log = logging.getLogger(__name__)
+
+# The tracked requests this process's consumer received.
+HELD = Held()
 
 REASONS: dict[type[BaseException], str] = {
     WorkerLostError: "The worker process running it died.",
@@ -62,6 +68,7 @@ def watch_reserved(sender: Any = None, request: Any = None, **_: Any) -> None:
     context = context_of(getattr(sender, "app", None))
     if context is None or not isinstance(getattr(request, "task", None), ProgressTask):
         return  # not a tracked task: nothing to watch
+    HELD.received(request, getattr(sender, "restart_count", 0))
     try:
         context.store.heartbeat(request.id)
     except Exception:
@@ -81,6 +88,7 @@ def start_heartbeats(sender: Any = None, **_: Any) -> None:
             getattr(sender, "hostname", None) or "worker",
             context.settings.heartbeat_interval,
             slots if isinstance(slots, int) else context.settings.worker_concurrency,
+            sender,
         ),
         name="progress-heartbeats",
         daemon=True,
@@ -101,20 +109,34 @@ def report_lost(
         log.warning("%s: %s", ended, reason, extra=logs.task_extra(task_id))
 
 
-def beat_forever(store: Store, name: str, interval: float, slots: int | None = None) -> None:
+def beat_forever(
+    store: Store, name: str, interval: float, slots: int | None = None, consumer: Any = None
+) -> None:
     """Every HEARTBEAT_INTERVAL: this worker is alive (for /healthz), and so is
-    every tracked task it holds."""
+    every tracked task it holds; messages its consumer forgot go back in their
+    queue."""
     from celery.worker import state as worker_state
 
     while True:
-        held = [
-            request.id
-            for request in list(worker_state.reserved_requests)
-            if isinstance(getattr(request, "task", None), ProgressTask)
-        ]
+        reserved = list(worker_state.reserved_requests)
+        held = [r.id for r in reserved if isinstance(getattr(r, "task", None), ProgressTask)]
         try:
             store.worker_seen(name, slots)
             store.heartbeat(*held)
         except Exception:
             log.warning("heartbeat of %d tasks failed", len(held), exc_info=True)
+        if consumer is not None:
+            put_back_forgotten(consumer, set(reserved))
         time.sleep(interval)
+
+
+def put_back_forgotten(consumer: Any, reserved: set[Any]) -> None:
+    forgotten = HELD.forgotten(getattr(consumer, "restart_count", 0), reserved)
+    if not forgotten:
+        return
+    try:
+        put_back(consumer.app, forgotten)
+    except Exception:
+        log.warning("could not put back %d forgotten tasks yet", len(forgotten), exc_info=True)
+        return
+    HELD.drop(forgotten)
