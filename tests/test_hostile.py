@@ -21,7 +21,7 @@ from tests.stack import (
     wait_until,
 )
 
-FUZZ_EXAMPLES = 10_000
+FUZZ_EXAMPLES = 4_000
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40),
