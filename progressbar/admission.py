@@ -111,6 +111,11 @@ class Admission:
             "limit", f"too many {what}: {_per(item)}; try again in {wait:.0f} s", wait
         )
 
+    def memory_limit(self, maxmemory: int) -> float:
+        """Bytes of Redis memory past which starts answer `busy` (0: none):
+        MAX_REDIS_MEMORY, or MAXMEMORY_SHARE of Redis's own `maxmemory`."""
+        return self._max_memory or MAXMEMORY_SHARE * maxmemory
+
     def check_memory(self) -> None:
         """ProtocolError('busy') while Redis uses more memory than new work may
         take: MAX_REDIS_MEMORY, or 90% of Redis's own maxmemory."""
@@ -122,7 +127,7 @@ class Admission:
         if stale:
             info = self._redis.info("memory")
             used = int(info.get("used_memory", 0))
-            limit = self._max_memory or MAXMEMORY_SHARE * int(info.get("maxmemory", 0))
+            limit = self.memory_limit(int(info.get("maxmemory", 0)))
             self._memory_full = bool(limit) and used > limit
         if self._memory_full:
             raise ProtocolError(

@@ -60,18 +60,33 @@ def _encode(value: Any, default: Callable[[Any], Any] | None) -> str:
 
 def dumps(value: Any, default: Callable[[Any], Any] | None = None, **_: Any) -> str:
     """Compact, standard JSON text of `value`; a number that is not finite
-    is written as null. Unencodable if it has no JSON text; TypeError, as
-    `json.dumps`, for a type `default` does not turn into one."""
+    is written as null. Unencodable if it has no JSON text (nested too
+    deeply, circular, a key JSON cannot have); TypeError, as `json.dumps`,
+    for a type `default` does not turn into one."""
     try:
         return _encode(value, default)
     except RecursionError:
         raise Unencodable("nested too deeply") from None
     except ValueError:
         pass  # a number that is not finite, or a circular reference: cleaned below
+    except TypeError as exc:
+        if not _bad_key(exc):
+            raise
+        raise Unencodable(str(exc)) from None
     try:
         return _encode(finite_only(value), default)
     except (ValueError, RecursionError) as exc:
         raise Unencodable(str(exc) or type(exc).__name__) from None
+    except TypeError as exc:
+        if not _bad_key(exc):
+            raise
+        raise Unencodable(str(exc)) from None
+
+
+def _bad_key(exc: TypeError) -> bool:
+    # json.dumps's words for a dict key that is not a str, number, bool or None
+    # (`default` is never asked about keys).
+    return str(exc).startswith("keys must be")
 
 
 def loads(text: str | bytes) -> Any:

@@ -90,6 +90,10 @@ def test_a_claim_keeps_each_owner_and_address_to_its_share(make_store) -> None:
     assert store.claim(alice[0], attempt=1) == "claimed"  # a retry keeps its place
     end(store, alice[0])
     assert store.claim(alice[2]) == "claimed"  # a place of hers came free
+    # A deferred delivery reached a worker: it can no longer be judged never sent.
+    deferred = new_task(store, "alice")
+    assert store.claim(deferred) == "deferred"
+    assert store.redis.zscore(f"{store.prefix}:unsent", deferred) is None
     # Identities of one address share its share.
     shared = [new_task(store, f"guest{i}", address="203.0.113.7") for i in range(3)]
     assert [store.claim(t) for t in shared] == ["claimed", "claimed", "deferred"]

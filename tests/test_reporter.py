@@ -264,13 +264,15 @@ def test_a_result_with_no_json_text_still_ends_the_bar(clock: Clock) -> None:
         stored.append(dumps(snapshot))  # as the store writes it
         return {**snapshot, "seq": 2}
 
-    p = Progress("t1", "simulate", publish, clock=clock, wall_clock=clock, autoflush=False)
     circular: list[Any] = []
     circular.append(circular)
-    final = p.finish("succeeded", result=circular)
-    assert final is not None and final["state"] == "succeeded" and final["result"] is None
-    assert final["message"] == UNSHOWN_RESULT
-    assert strict_json(stored[-1])["result"] is None
+    # A circular value, and a dict whose keys JSON cannot have.
+    for result in (circular, {(1, 2): "pair"}):
+        p = Progress("t1", "simulate", publish, clock=clock, wall_clock=clock, autoflush=False)
+        final = p.finish("succeeded", result=result)
+        assert final is not None and final["state"] == "succeeded" and final["result"] is None
+        assert final["message"] == UNSHOWN_RESULT
+        assert strict_json(stored[-1])["result"] is None
 
 
 def test_a_failing_push_does_not_break_the_task(clock: Clock) -> None:

@@ -32,6 +32,8 @@ local function running(holder)
   end
   return n
 end
+-- Its message reached a worker: it can no longer be unsent (even if deferred).
+redis.call('ZREM', prefix .. ':unsent', id)
 if share < 1 then
   local slots = 0
   local alive = redis.call('ZRANGEBYSCORE', prefix .. ':workers', t - tonumber(args[4]), '+inf')
@@ -53,9 +55,8 @@ for _, holder in ipairs(holders) do
   redis.call('ZADD', holder, t, id)
   redis.call('EXPIRE', holder, ttl)
 end
--- Its message reached a worker: it no longer waits, nor can be unsent.
+-- Taken on: it no longer waits for a worker.
 local parent = redis.call('HGET', key, 'parent')
-redis.call('ZREM', prefix .. ':unsent', id)
 for _, set in ipairs({'waiting', 'stranded'}) do
   redis.call('ZREM', prefix .. ':' .. set, id)
   if parent then redis.call('ZREM', prefix .. ':' .. set, parent) end

@@ -11,7 +11,6 @@ from flask import Blueprint, abort, current_app, send_from_directory
 from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
-from ..admission import MAXMEMORY_SHARE
 from ..errors import ProtocolError
 from ..state import state
 from .api import error
@@ -47,14 +46,11 @@ def identity() -> Response | tuple[Response, int]:
 
 def memory_of(info: dict[str, Any]) -> dict[str, Any]:
     """Redis memory as /healthz shows it: bytes used, the `maxmemory` limit
-    (0: none), and whether it is under pressure (at MAXMEMORY_SHARE of the
-    limit or more, where new tasks are refused `busy`; reads still work)."""
+    (0: none), and whether it is under pressure (past the memory guard's
+    limit, where new tasks are refused `busy`; reads still work)."""
     used, limit = int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
-    return {
-        "used_bytes": used,
-        "max_bytes": limit,
-        "pressure": bool(limit) and used >= MAXMEMORY_SHARE * limit,
-    }
+    guard = state().admission.memory_limit(limit)
+    return {"used_bytes": used, "max_bytes": limit, "pressure": bool(guard) and used > guard}
 
 
 def healthz() -> tuple[dict[str, Any], int]:

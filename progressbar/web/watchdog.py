@@ -197,8 +197,12 @@ def start(app: Flask) -> bool:
 
 def start_current() -> None:
     """Run the current app's watchdog, if not yet: under a server that did
-    not start it, the first request or Socket.IO connection does."""
-    start(current_app._get_current_object())  # type: ignore[attr-defined]
+    not start it, the first request or Socket.IO connection does. Not in
+    testing mode: a host's test client serves nobody, and its app factories
+    would each leave a watchdog behind."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if not app.testing:
+        start(app)
 
 
 def start_all() -> None:

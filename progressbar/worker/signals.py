@@ -63,8 +63,9 @@ def warm_up(**_: Any) -> None:
 
 
 def watch_reserved(sender: Any = None, request: Any = None, **_: Any) -> None:
-    # From now on the task is watched: if this worker dies before running
-    # it, it is reported lost instead of waiting as queued forever.
+    # From now on the task is watched. If this worker dies before running
+    # it, it is disarmed, not lost: it stays queued, as its message is still
+    # with the broker (handed out again after the visibility timeout).
     context = context_of(getattr(sender, "app", None))
     if context is None or not isinstance(getattr(request, "task", None), ProgressTask):
         return  # not a tracked task: nothing to watch

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 # Seconds before a task deferred by the fair share is tried again.
 DEFER_SECONDS = 1.0
+COULD_NOT_DEFER = "It could not be put back in the queue to wait for a free worker."
 
 
 def _own_words(exc: BaseException | None) -> str:
@@ -113,7 +114,7 @@ class ProgressTask(Task):
         attempt = self.request.retries or 0
         claim = context.store.claim(self.request.id, attempt)
         if claim == "deferred":
-            self._defer()
+            self._defer(context)
         if claim != "claimed":
             # Cancelled while queued, judged lost, its record gone (expired,
             # or its start failed), or another delivery of the same message
@@ -156,13 +157,19 @@ class ProgressTask(Task):
         progress.finish("succeeded", result=result)
         return result
 
-    def _defer(self) -> None:
+    def _defer(self, context: WorkerContext) -> None:
         """Put this delivery back, unchanged (same id, attempt, headers and
         time limits), to be tried again in DEFER_SECONDS: its owner or client
         address already runs its share of the workers, and this slot is for
         someone else. It ends here as Ignore ends a task: no state stored."""
         log.debug("deferred: its owner runs its share", extra=logs.task_extra(self.request.id))
-        self.signature_from_request().apply_async(countdown=DEFER_SECONDS)
+        try:
+            self.signature_from_request().apply_async(countdown=DEFER_SECONDS)
+        except Exception:
+            # This delivery is acknowledged: without the copy nothing would
+            # ever run it, and its bar would wait for a day.
+            log.warning("could not defer", exc_info=True, extra=logs.task_extra(self.request.id))
+            context.store.lose(self.request.id, COULD_NOT_DEFER, only_if_expired=False)
         raise Ignore()
 
     def _sent_by_start(self) -> bool:
