@@ -16,7 +16,7 @@ import redis
 from limits import RateLimitItem, parse_many
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from .errors import ProtocolError
 from .settings import Settings
@@ -125,7 +125,11 @@ class Admission:
             if stale:
                 self._memory_read_at = now
         if stale:
-            info = self._redis.info("memory")
+            try:
+                info = self._redis.info("memory")
+            except ResponseError:
+                # INFO refused (a Redis ACL): memory unknown, no guard.
+                info = {}
             used = int(info.get("used_memory", 0))
             limit = self.memory_limit(int(info.get("maxmemory", 0)))
             self._memory_full = bool(limit) and used > limit

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, abort, current_app, send_from_directory
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from werkzeug.wrappers import Response
 
 from ..errors import ProtocolError
@@ -64,7 +64,10 @@ def healthz() -> tuple[dict[str, Any], int]:
         # Seen within three heartbeats: one late beat is not a dead worker.
         workers = store.live_workers(3 * state().settings.heartbeat_interval)
         redis = {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
-        redis["memory"] = memory_of(store.redis.info("memory"))  # type: ignore[arg-type]
+        try:
+            redis["memory"] = memory_of(store.redis.info("memory"))  # type: ignore[arg-type]
+        except ResponseError:
+            pass  # INFO refused (a Redis ACL): memory unknown
     except RedisError as exc:
         workers, redis = [], {"ok": False, "error": type(exc).__name__}
     healthy = redis["ok"] and bool(workers)
