@@ -1,19 +1,27 @@
-"""The web process's end of the Socket.IO message queue on Redis, made to
-recover fast.
+"""The web process's end of the Socket.IO message queue on Redis: it hears
+only the pushes of the rooms it hosts, and recovers fast.
 
-Every push arrives here from the store's scripts (`messages`), on the shared
-channel. python-socketio's listener retries a lost Redis with a backoff growing
-to 60 s, and whatever was published meanwhile is gone (pub/sub delivers at most
-once). Here the retry is capped at one second, and after every reconnect the
-store re-publishes the snapshot of each task this process has watchers of, so
-every open bar shows the truth again within about a second of Redis returning.
-A watched task whose record Redis came back without is pushed `lost` (unless
-this process saw it end: an ended task stays as it ended).
+Every push arrives here from the store's scripts (`messages`), on its task's
+own channel, which this process listens to while it has watchers of the task
+(`task_channels`); the shared channel carries the rest (emits of the host's
+own, other processes' room and callback messages). A store push that still
+comes on the shared channel (from a publisher that does not use task
+channels) for a room not hosted here is dropped from its raw text, undecoded.
+
+python-socketio's listener retries a lost Redis with a backoff growing to
+60 s, and whatever was published meanwhile is gone (pub/sub delivers at most
+once). Here the retry is capped at one second, and after every reconnect,
+once Redis has confirmed the subscriptions, the store re-publishes the
+snapshot of each task this process has watchers of, so every open bar shows
+the truth again within about a second of Redis returning. A watched task
+whose record Redis came back without is pushed `lost` (unless this process
+saw it end: an ended task stays as it ended).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -21,21 +29,25 @@ from typing import Any
 import socketio
 from flask_socketio import SocketIO
 
-from ..messages import EVENT, NAMESPACE
+from ..messages import EVENT, NAMESPACE, pushed_room
 from ..settings import Settings
 from ..settings import redis_url as normal_redis_url
 from ..snapshot import TERMINAL_STATES
 from ..store import Store
+from .task_channels import TaskChannels
 
 log = logging.getLogger(__name__)
 
 MAX_RETRY_SLEEP = 1.0
+# Seconds a join waits for Redis to confirm this process hears the room.
+JOIN_WAIT = 2.0
 # Ended tasks remembered beyond this many are pruned to the rooms still watched.
 MAX_ENDED = 10_000
 
 
 class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
-    """A RedisManager whose listener reconnects within a second and then calls
+    """A RedisManager that listens to the task channels of the rooms it hosts,
+    and whose listener reconnects within a second and then calls
     `on_reconnect` (in a background task)."""
 
     def __init__(
@@ -45,6 +57,41 @@ class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
         self.on_reconnect = on_reconnect
         # Watched tasks this process saw end (a push, or a subscribe's answer).
         self.ended: set[str] = set()
+        self.task_channels = TaskChannels(self.channel, threading.Event)
+        self._listener: int | None = None
+        self._resync_due = False
+
+    def set_server(self, server: Any) -> None:
+        super().set_server(server)
+        # Events of the server's async mode, which green threads can wait on.
+        self.task_channels = TaskChannels(self.channel, server.eio.create_event)
+
+    @staticmethod
+    def _task_room(sid: str, namespace: str, room: Any) -> bool:
+        return namespace == NAMESPACE and isinstance(room, str) and room != sid
+
+    def basic_enter_room(
+        self, sid: str, namespace: str, room: Any, eio_sid: str | None = None
+    ) -> None:
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        if self._task_room(sid, namespace, room) and room not in self.task_channels.rooms:
+            self.task_channels.add(room)
+
+    def enter_room(self, sid: str, namespace: str, room: Any, eio_sid: str | None = None) -> None:
+        super().enter_room(sid, namespace, room, eio_sid=eio_sid)
+        # The listener itself never waits: it is what reads the confirmation.
+        if self._task_room(sid, namespace, room) and threading.get_ident() != self._listener:
+            if not self.task_channels.wait(room, JOIN_WAIT):
+                log.warning("message queue: joined %s before Redis confirmed it", room[:64])
+
+    def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
+        super().basic_leave_room(sid, namespace, room)
+        if (
+            room in self.task_channels.rooms
+            and namespace == NAMESPACE
+            and room not in self.rooms.get(namespace, {})
+        ):
+            self.task_channels.remove(room)
 
     def note_state(self, task_id: str, state: Any) -> None:
         """Remember that `task_id` has ended, if `state` is terminal."""
@@ -62,27 +109,48 @@ class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
                 self.note_state(message["room"], pushed.get("state"))
         super()._handle_emit(message)
 
-    # Replaces python-socketio's own loop (pinned version 5.x) for its backoff.
+    # Replaces python-socketio's own loop (pinned version 5.x) for its backoff,
+    # on a connection of its own: `_publish` may replace `self.pubsub`.
     def _redis_listen_with_retries(self) -> Iterator[Any]:  # pragma: no cover - live tests
         retry_sleep = 0.1
         failed = False
+        self._listener = threading.get_ident()
         while True:
             try:
                 self._redis_connect()
-                self.pubsub.subscribe(self.channel)
+                # Subscribe confirmations kept: joins wait for theirs.
+                pubsub = self.redis.pubsub()
+                self._resync_due = failed and self.on_reconnect is not None
+                self.task_channels.connected(pubsub)
                 if failed:
                     log.warning("message queue: resubscribed to Redis")
-                    if self.on_reconnect is not None:
-                        self.server.start_background_task(self.on_reconnect)
                 failed = False
                 retry_sleep = 0.1
-                yield from self.pubsub.listen()
+                yield from pubsub.listen()
             except Exception as exc:
+                self.task_channels.lost()
                 if not failed:
                     log.error("message queue: lost Redis (%s); retrying", exc)
                 failed = True
                 time.sleep(retry_sleep)
                 retry_sleep = min(retry_sleep * 2, MAX_RETRY_SLEEP)
+
+    def _listen(self) -> Iterator[bytes]:  # pragma: no cover - live tests
+        shared = self.channel.encode()
+        for message in self._redis_listen_with_retries():
+            kind, channel = message["type"], message["channel"]
+            if kind == "subscribe":
+                # Every room heard here is subscribed again: push them anew.
+                if self.task_channels.confirmed(channel) and self._resync_due:
+                    self._resync_due = False
+                    self.server.start_background_task(self.on_reconnect)
+            elif kind == "message":
+                data = message["data"]
+                if channel == shared:
+                    room = pushed_room(data)
+                    if room is not None and room not in self.task_channels.rooms:
+                        continue  # a push for a room not hosted here
+                yield data
 
     def local_rooms(self, namespace: str) -> list[str]:
         """The rooms with members connected to this process, sid rooms aside."""
