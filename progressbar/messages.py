@@ -64,17 +64,17 @@ def push_template() -> tuple[str, str, str]:
 _HEAD, _MIDDLE, _TAIL = (piece.encode() for piece in push_template())
 
 
-def pushed_room(raw: bytes) -> str | None:
-    """The room a store push is for, read from its raw text without decoding
-    it; None if `raw` is not a store push."""
+def push_parts(raw: bytes) -> tuple[bytes, str] | None:
+    """A store push's snapshot (its JSON text) and room, read from its raw
+    text without decoding it; None if `raw` is not a store push."""
     if not (raw.startswith(_HEAD) and raw.endswith(_TAIL)):
         return None
     end = len(raw) - len(_TAIL)
     # The last occurrence: the snapshot before it may hold the same text.
-    at = raw.rfind(_MIDDLE, 0, end)
+    at = raw.rfind(_MIDDLE, len(_HEAD), end)
     if at < 0:
         return None
-    return raw[at + len(_MIDDLE) : end].decode("utf-8", "replace")
+    return raw[len(_HEAD) : at], raw[at + len(_MIDDLE) : end].decode("utf-8", "replace")
 
 
 def decode_push(raw: str | bytes) -> dict[str, Any] | None:

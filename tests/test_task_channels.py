@@ -8,7 +8,7 @@ import json
 import threading
 from typing import Any
 
-from progressbar.messages import push_message, pushed_room, task_channel
+from progressbar.messages import push_message, push_parts, task_channel
 from progressbar.web.task_channels import TaskChannels
 
 
@@ -16,21 +16,24 @@ def raw_push(snapshot: dict[str, Any]) -> bytes:
     return json.dumps(push_message(snapshot), separators=(",", ":")).encode()
 
 
-def test_the_room_of_a_push_is_read_without_decoding_it() -> None:
-    assert pushed_room(raw_push({"task_id": "abc", "state": "running"})) == "abc"
+def test_the_snapshot_and_room_of_a_push_are_read_without_decoding_it() -> None:
+    snapshot = {"task_id": "abc", "state": "running", "message": "é ]"}
+    text, room = push_parts(raw_push(snapshot)) or (b"", "")
+    assert (json.loads(text), room) == (snapshot, "abc")
 
 
 def test_a_snapshot_holding_the_push_format_itself_does_not_fool_it() -> None:
     inner = raw_push({"task_id": "decoy"}).decode()
     tricky = {"task_id": "real", "result": {"text": inner, "list": [1], "binary": False}}
-    assert pushed_room(raw_push(tricky)) == "real"
+    text, room = push_parts(raw_push(tricky)) or (b"", "")
+    assert (json.loads(text), room) == (tricky, "real")
 
 
 def test_anything_else_on_the_channel_is_not_a_push() -> None:
     other = {**push_message({"task_id": "x"}), "host_id": "a-web-process"}
-    assert pushed_room(json.dumps(other, separators=(",", ":")).encode()) is None
-    assert pushed_room(b'{"method":"enter_room","room":"x"}') is None
-    assert pushed_room(b"") is None
+    assert push_parts(json.dumps(other, separators=(",", ":")).encode()) is None
+    assert push_parts(b'{"method":"enter_room","room":"x"}') is None
+    assert push_parts(b"") is None
 
 
 class Connection:

@@ -27,13 +27,16 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import socketio
+from engineio import packet as eio_packet
 from flask_socketio import SocketIO
+from socketio import packet as sio_packet
 
-from ..messages import EVENT, NAMESPACE, pushed_room
+from ..messages import EVENT, NAMESPACE, push_parts
 from ..settings import Settings
 from ..settings import redis_url as normal_redis_url
 from ..snapshot import TERMINAL_STATES
 from ..store import Store
+from ..strict_json import loads
 from .task_channels import TaskChannels
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,12 @@ MAX_RETRY_SLEEP = 1.0
 JOIN_WAIT = 2.0
 # Ended tasks remembered beyond this many are pruned to the rooms still watched.
 MAX_ENDED = 10_000
+# A push's Socket.IO packet is this, its snapshot's JSON as it came, and "]".
+_EVENT_HEAD = sio_packet.Packet(sio_packet.EVENT, [EVENT, 0], NAMESPACE).encode()[:-2]
+# Texts a snapshot holds if its state may be terminal, or if it is an old
+# record with bare NaN or Infinity, which only a full decode makes null.
+_TERMINAL = tuple(f'"{state}"'.encode() for state in TERMINAL_STATES)
+_NOT_FINITE = (b"NaN", b"Infinity")
 
 
 class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
@@ -136,7 +145,6 @@ class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
                 retry_sleep = min(retry_sleep * 2, MAX_RETRY_SLEEP)
 
     def _listen(self) -> Iterator[bytes]:  # pragma: no cover - live tests
-        shared = self.channel.encode()
         for message in self._redis_listen_with_retries():
             kind, channel = message["type"], message["channel"]
             if kind == "subscribe":
@@ -146,11 +154,29 @@ class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
                     self.server.start_background_task(self.on_reconnect)
             elif kind == "message":
                 data = message["data"]
-                if channel == shared:
-                    room = pushed_room(data)
-                    if room is not None and room not in self.task_channels.rooms:
-                        continue  # a push for a room not hosted here
-                yield data
+                parts = push_parts(data)
+                if parts is None:
+                    yield data  # anything but a store push: python-socketio's way
+                elif parts[1] in self.task_channels.rooms and not self._deliver(*parts):
+                    yield data
+                # else: a push for a room not hosted here (on the shared channel)
+
+    def _deliver(self, snapshot: bytes, room: str) -> bool:
+        """Send a store push to its room's connections here, its snapshot's
+        JSON as it came (strict already: the store writes no other): no decode,
+        no encode. False if it needs python-socketio's full path."""
+        if any(constant in snapshot for constant in _NOT_FINITE):
+            return False
+        try:
+            if any(state in snapshot for state in _TERMINAL):
+                self.note_state(room, loads(snapshot).get("state"))
+            text = snapshot.decode()
+        except ValueError:
+            return False
+        packet = eio_packet.Packet(eio_packet.MESSAGE, _EVENT_HEAD + text + "]")
+        for eio_sid in list(self.rooms.get(NAMESPACE, {}).get(room, {}).values()):
+            self.server._send_eio_packet(eio_sid, packet)
+        return True
 
     def local_rooms(self, namespace: str) -> list[str]:
         """The rooms with members connected to this process, sid rooms aside."""
