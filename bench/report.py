@@ -82,7 +82,7 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 f"cluster ceiling {ceiling_text}; "
                 f"delivered {so['delivered_on_web0']}/{so['pushes']}, elsewhere "
                 f"{so['delivered_elsewhere']}",
-                "a push for another's room <= 10 µs (49-59 µs before task channels)",
+                "a push for another's room <= 10 µs (42-59 µs before task channels)",
                 _check(
                     so["foreign_us_per_push"] <= 10
                     and so["delivered_on_web0"] >= so["pushes"]
