@@ -4,9 +4,11 @@ only the pushes of the rooms it hosts, and recovers fast.
 Every push arrives here from the store's scripts (`messages`), on its task's
 own channel, which this process listens to while it has watchers of the task
 (`task_channels`); the shared channel carries the rest (emits of the host's
-own, other processes' room and callback messages). A store push that still
-comes on the shared channel (from a publisher that does not use task
-channels) for a room not hosted here is dropped from its raw text, undecoded.
+own, other processes' room and callback messages). A store push is sent to
+its room's connections here as it came, its snapshot's JSON undecoded; one
+that still comes on the shared channel (from a publisher that does not use
+task channels) for a room not hosted here is dropped, read no further than
+its room.
 
 python-socketio's listener retries a lost Redis with a backoff growing to
 60 s, and whatever was published meanwhile is gone (pub/sub delivers at most
@@ -171,7 +173,7 @@ class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
             if any(state in snapshot for state in _TERMINAL):
                 self.note_state(room, loads(snapshot).get("state"))
             text = snapshot.decode()
-        except ValueError:
+        except (ValueError, AttributeError):
             return False
         packet = eio_packet.Packet(eio_packet.MESSAGE, _EVENT_HEAD + text + "]")
         for eio_sid in list(self.rooms.get(NAMESPACE, {}).get(room, {}).values()):
