@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import fanout, scenarios
+from bench import fanout, scaleout, scenarios
 from bench.report import plot, table
 from bench.stack import BenchStack
 
@@ -29,6 +29,8 @@ FULL = {
     "fanout_seconds": 15,
     "poll_watchers": 100,
     "poll_seconds": 20,
+    "scaleout_rate": 2000,
+    "scaleout_seconds": 10,
 }
 QUICK = {
     "latency_updates": 20,
@@ -40,6 +42,8 @@ QUICK = {
     "fanout_seconds": 2,
     "poll_watchers": 10,
     "poll_seconds": 2,
+    "scaleout_rate": 200,
+    "scaleout_seconds": 1,
 }
 
 
@@ -75,6 +79,12 @@ def run(sizes: dict[str, Any]) -> dict[str, Any]:
         ]
         results["push_vs_poll"] = fanout.push_vs_poll(
             stack, sizes["poll_watchers"], 10, sizes["poll_seconds"]
+        )
+    # Four web processes, each hosting a quarter of the rooms.
+    webs = BenchStack(env_extra={"MAX_ACTIVE_TASKS": "100000"}, webs=scaleout.WEBS)
+    with webs as stack:
+        results["scaleout"] = scaleout.scaleout(
+            stack, 50, sizes["scaleout_rate"], sizes["scaleout_seconds"]
         )
     return results
 

@@ -69,6 +69,27 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             _check(pvp["latency_ratio"] >= 100 and pvp["cpu_ratio"] > 1),
         ),
     ]
+    if "scaleout" in r:
+        so = r["scaleout"]
+        ceiling = so["ceiling_pushes_per_s"]
+        ceiling_text = "none from this cost" if ceiling is None else f"{ceiling:,}/s"
+        out.append(
+            (
+                f"scale-out: {so['web_processes']} web processes, each hosting a quarter of "
+                f"{so['rooms']} rooms; {so['pushes_per_s']} pushes/s for one's rooms",
+                f"CPU per push: {so['foreign_us_per_push']} µs in each process not hosting "
+                f"the room, {so['hosted_us_per_push']} µs in the one hosting it; "
+                f"cluster ceiling {ceiling_text}; "
+                f"delivered {so['delivered_on_web0']}/{so['pushes']}, elsewhere "
+                f"{so['delivered_elsewhere']}",
+                "a push for another's room <= 10 µs (42-59 µs before task channels)",
+                _check(
+                    so["foreign_us_per_push"] <= 10
+                    and so["delivered_on_web0"] >= so["pushes"]
+                    and so["delivered_elsewhere"] == 0
+                ),
+            )
+        )
     return out
 
 

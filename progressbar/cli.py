@@ -2,8 +2,8 @@
 start and follow tasks from a terminal, with a live bar (rich, the `cli` extra).
 
 The CLI talks to Redis directly, as the web process does, under an identity of
-its own (`--as`, default `cli:$USER`). It listens to the Socket.IO channel for
-pushes and re-reads the stored snapshot every second, so it never freezes.
+its own (`--as`, default `cli:$USER`). It listens to the channel its task's
+pushes are published on and re-reads the stored snapshot every second, so it never freezes.
 Exit status: 0 succeeded, 1 failed, 2 cancelled, 3 lost, 4 not found, refused
 or a usage error. Text that comes from a task is shown literally: no markup, and
 no control characters that could reach the terminal.
@@ -132,7 +132,7 @@ def snapshots(task_id: str, identity: str) -> Iterator[dict[str, Any]]:
     the store every second in case a push was missed."""
     store = service.store()
     pubsub = store.redis.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(state().settings.socketio_channel)
+    pubsub.subscribe(store.push_channel(task_id))
     try:
         yield service.get_task(task_id, identity)
         reread = time.monotonic() + 1

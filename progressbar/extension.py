@@ -25,7 +25,7 @@ from .store import Store, connect
 from .web import api, payloads, serve, views, watchdog
 from .web.address import client_address
 from .web.identity import current_identity, session_identity
-from .web.message_queue import hosted_channel, queue_manager
+from .web.message_queue import ResilientRedisManager, hosted_channel, queue_manager
 from .web.namespace import ProgressNamespace
 from .web.origins import socketio_origins
 from .worker import signals as worker_signals
@@ -108,6 +108,11 @@ class ProgressBar:
             max_active_per_address=settings.max_active_tasks_per_address,
             max_active_total=settings.max_active_tasks_total,
             fair_share=settings.fair_share,
+            # Pushes on each task's own channel, heard only where it is
+            # watched, unless the app's own Socket.IO server listens to the
+            # shared channel alone.
+            task_channels=socketio is None
+            or isinstance(socketio.server.manager, ResilientRedisManager),
         )
         celery_app = celery or app.extensions.get("celery")
         if celery_app is None:

@@ -25,7 +25,8 @@ change of a part recomputes the group's snapshot in the same script.
 Every script that changes a snapshot gives it the next seq and publishes it on
 the Socket.IO channel (`messages.push_template`): it is the only way a push is
 made. ARGV of every script: the key prefix, the channel ('' publishes nothing),
-then the script's own arguments, which the scripts read as `args`.
+'1' to publish on each task's own channel ('' on the shared one), then the
+script's own arguments, which the scripts read as `args`.
 """
 
 from __future__ import annotations

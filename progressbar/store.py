@@ -15,6 +15,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from . import scripts
+from .messages import task_channel
 from .snapshot import CANCELLED_BEFORE_START, gone_snapshot
 from .strict_json import dumps as strict_dumps
 from .strict_json import loads
@@ -56,7 +57,8 @@ class LimitReached(Exception):
 
 class Store:
     """Reads and writes task records; every change of a snapshot bumps its seq
-    and is pushed on `channel` ('' pushes nothing)."""
+    and is pushed on `channel` ('' pushes nothing), or with `task_channels`
+    on the task's own channel beside it."""
 
     def __init__(
         self,
@@ -69,6 +71,7 @@ class Store:
         max_active_per_address: int = 0,
         max_active_total: int = 0,
         fair_share: float = 1.0,
+        task_channels: bool = False,
     ) -> None:
         self.redis = client
         self.ttl = ttl
@@ -76,6 +79,8 @@ class Store:
         self.heartbeat_timeout = heartbeat_timeout
         self.max_active = max_active
         self.channel = channel
+        # Each task's pushes on a channel of its own (`messages.task_channel`).
+        self.task_channels = task_channels
         # Limits of a client address's and everyone's unfinished tasks (0: none).
         self.max_active_per_address = max_active_per_address
         self.max_active_total = max_active_total
@@ -91,7 +96,12 @@ class Store:
             script.sha = self.redis.script_load(script.script)
 
     def _run(self, name: str, *args: Any) -> Any:
-        return self._scripts[name](args=[self.prefix, self.channel, *args])
+        by_task = "1" if self.task_channels else ""
+        return self._scripts[name](args=[self.prefix, self.channel, by_task, *args])
+
+    def push_channel(self, task_id: str) -> str:
+        """The channel `task_id`'s pushes are published on."""
+        return task_channel(self.channel, task_id) if self.task_channels else self.channel
 
     def _task_key(self, task_id: str) -> str:
         return f"{self.prefix}:task:{task_id}"

@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 
+from progressbar.store import Store, connect
 from tests.stack import (
     ROOT,
     Process,
@@ -204,3 +206,83 @@ def test_a_lost_task_is_still_reported_when_a_web_process_is_gone(cluster: Stack
         cluster.start_web("b")
         for name in cluster.workers:
             cluster.start_worker(name)
+
+
+def hearing(cluster: Stack, task_id: str) -> int:
+    """How many web processes listen to the task's pushes (on its own channel,
+    SOCKETIO_CHANNEL:task_id), as Redis counts them."""
+    channel = f"progressbar:{task_id}"
+    client = redis.Redis.from_url(cluster.redis_url)
+    try:
+        return int(dict(client.pubsub_numsub(channel))[channel.encode()])
+    finally:
+        client.close()
+
+
+def test_only_web_processes_with_watchers_of_a_task_hear_its_pushes(cluster: Stack) -> None:
+    cookie = identity_cookie(cluster.url("a"))
+    a = ProgressClient(cluster.url("a"), cookie)
+    b1, b2 = ProgressClient(cluster.url("b"), cookie), ProgressClient(cluster.url("b"), cookie)
+    try:
+        task_id = a.start("simulate", duration=60, seed=11)["task_id"]
+        assert hearing(cluster, task_id) == 1  # a, from before its start was answered
+        a.wait_for(task_id, lambda s: s["state"] == "running")
+        answers = [b.call("subscribe", {"task_id": task_id}) for b in (b1, b2)]
+        assert all(answer["ok"] for answer in answers)
+        assert hearing(cluster, task_id) == 2
+        b1.wait_for(task_id, lambda s: s["seq"] > answers[0]["task"]["seq"])  # b delivers it
+        assert a.call("unsubscribe", {"task_id": task_id})["ok"]
+        wait_until(lambda: hearing(cluster, task_id) == 1, 5, "a no longer hearing the task")
+        b1.close()  # b hears it while one watcher is left there
+        assert b2.call("cancel", {"task_id": task_id})["outcome"] == "requested"
+        assert b2.wait_terminal(task_id, timeout=5)["state"] == "cancelled"
+        assert hearing(cluster, task_id) == 1
+        assert b2.call("unsubscribe", {"task_id": task_id})["ok"]
+        wait_until(lambda: hearing(cluster, task_id) == 0, 5, "no web process hearing the task")
+        assert [p["state"] for p in a.pushes_for(task_id)].count("cancelled") == 0
+    finally:
+        a.close()
+        b2.close()
+
+
+def test_a_store_push_on_the_shared_channel_still_reaches_its_watchers(cluster: Stack) -> None:
+    """A publisher without task channels (a worker of an earlier version, in a
+    rolling deploy) still reaches every bar of the task, on any web process."""
+    cookie = identity_cookie(cluster.url("a"))
+    a, b = ProgressClient(cluster.url("a"), cookie), ProgressClient(cluster.url("b"), cookie)
+    try:
+        task_id = b.start("primes", limit=1000)["task_id"]
+        final = b.wait_terminal(task_id)
+        assert a.call("subscribe", {"task_id": task_id})["task"]["seq"] == final["seq"]
+        shared = Store(connect(cluster.redis_url, 2), ttl=60, channel="progressbar")
+        assert shared.republish([task_id], unfinished=set()) == 1
+        assert a.wait_for(task_id, lambda s: s["seq"] == final["seq"])["result"] == 168
+    finally:
+        a.close()
+        b.close()
+
+
+def test_an_old_record_with_a_bare_nan_is_still_pushed_as_null(cluster: Stack) -> None:
+    """Earlier versions stored NaN as a bare literal: a push of such a record
+    reaches the bar as JSON a browser can parse, the NaN made null."""
+    client = ProgressClient(cluster.url("a"), identity_cookie(cluster.url("a")))
+    try:
+        task_id = client.start("primes", limit=1000)["task_id"]
+        final = client.wait_terminal(task_id)
+        records = redis.Redis.from_url(cluster.redis_url)
+        key = f"progressbar:task:{task_id}"
+        text = records.hget(key, "snapshot").decode()
+        assert '"result":168' in text
+        records.hset(key, "snapshot", text.replace('"result":168', '"result":NaN'))
+        records.close()
+        store = Store(connect(cluster.redis_url, 2), ttl=60, channel="progressbar")
+        store.task_channels = True  # as the stack's processes publish
+        assert store.republish([task_id], unfinished=set()) == 1
+
+        def again() -> list[dict]:
+            return [p for p in client.pushes_for(task_id) if p["seq"] == final["seq"]]
+
+        wait_until(lambda: len(again()) == 2, 5, "the old record pushed again")
+        assert again()[-1]["result"] is None and again()[-1]["state"] == "succeeded"
+    finally:
+        client.close()

@@ -1,9 +1,9 @@
 -- Shared by every script (scripts.py puts it in front of each). The names in
 -- double braces are filled in from Python: the terminal states and the push
 -- message's format.
-local prefix, channel = ARGV[1], ARGV[2]
+local prefix, channel, by_task = ARGV[1], ARGV[2], ARGV[3] == '1'
 local args = {}
-for i = 3, #ARGV do args[i - 2] = ARGV[i] end
+for i = 4, #ARGV do args[i - 3] = ARGV[i] end
 local TERMINAL = {{{TERMINAL}}}
 local function task_key(id) return prefix .. ':task:' .. id end
 local function is_terminal(state) return TERMINAL[state] == true end
@@ -42,10 +42,14 @@ local function forget_live(id, owner)
     redis.call('ZREM', running_key('address', address), id)
   end
 end
--- Push a stored snapshot (JSON) to the task's room, through every web process.
+-- Push a stored snapshot (JSON) to the task's room: on the task's own
+-- channel (messages.task_channel), heard by the web processes hosting the
+-- room, or on the shared one, heard by every web process.
 local function publish(id, snapshot)
   if channel == '' then return end
-  redis.call('PUBLISH', channel, {{PUSH_HEAD}} .. snapshot .. {{PUSH_MIDDLE}} .. id .. {{PUSH_TAIL}})
+  local to = channel
+  if by_task then to = channel .. ':' .. id end
+  redis.call('PUBLISH', to, {{PUSH_HEAD}} .. snapshot .. {{PUSH_MIDDLE}} .. id .. {{PUSH_TAIL}})
 end
 
 -- A stored snapshot as a table, with every number that is not finite (NaN

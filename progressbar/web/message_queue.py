@@ -1,41 +1,64 @@
-"""The web process's end of the Socket.IO message queue on Redis, made to
-recover fast.
+"""The web process's end of the Socket.IO message queue on Redis: it hears
+only the pushes of the rooms it hosts, and recovers fast.
 
-Every push arrives here from the store's scripts (`messages`), on the shared
-channel. python-socketio's listener retries a lost Redis with a backoff growing
-to 60 s, and whatever was published meanwhile is gone (pub/sub delivers at most
-once). Here the retry is capped at one second, and after every reconnect the
-store re-publishes the snapshot of each task this process has watchers of, so
-every open bar shows the truth again within about a second of Redis returning.
-A watched task whose record Redis came back without is pushed `lost` (unless
-this process saw it end: an ended task stays as it ended).
+Every push arrives here from the store's scripts (`messages`), on its task's
+own channel, which this process listens to while it has watchers of the task
+(`task_channels`); the shared channel carries the rest (emits of the host's
+own, other processes' room and callback messages). A store push is sent to
+its room's connections here as it came, its snapshot's JSON undecoded; one
+that still comes on the shared channel (from a publisher that does not use
+task channels) for a room not hosted here is dropped, read no further than
+its room.
+
+python-socketio's listener retries a lost Redis with a backoff growing to
+60 s, and whatever was published meanwhile is gone (pub/sub delivers at most
+once). Here the retry is capped at one second, and after every reconnect,
+once Redis has confirmed the subscriptions, the store re-publishes the
+snapshot of each task this process has watchers of, so every open bar shows
+the truth again within about a second of Redis returning. A watched task
+whose record Redis came back without is pushed `lost` (unless this process
+saw it end: an ended task stays as it ended).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import socketio
+from engineio import packet as eio_packet
 from flask_socketio import SocketIO
+from socketio import packet as sio_packet
 
-from ..messages import EVENT, NAMESPACE
+from ..messages import EVENT, NAMESPACE, push_parts
 from ..settings import Settings
 from ..settings import redis_url as normal_redis_url
 from ..snapshot import TERMINAL_STATES
 from ..store import Store
+from ..strict_json import loads
+from .task_channels import TaskChannels
 
 log = logging.getLogger(__name__)
 
 MAX_RETRY_SLEEP = 1.0
+# Seconds a join waits for Redis to confirm this process hears the room.
+JOIN_WAIT = 2.0
 # Ended tasks remembered beyond this many are pruned to the rooms still watched.
 MAX_ENDED = 10_000
+# A push's Socket.IO packet is this, its snapshot's JSON as it came, and "]".
+_EVENT_HEAD = sio_packet.Packet(sio_packet.EVENT, [EVENT, 0], NAMESPACE).encode()[:-2]
+# Texts a snapshot holds if its state may be terminal, or if it is an old
+# record with bare NaN or Infinity, which only a full decode makes null.
+_TERMINAL = tuple(f'"{state}"'.encode() for state in TERMINAL_STATES)
+_NOT_FINITE = (b"NaN", b"Infinity")
 
 
 class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
-    """A RedisManager whose listener reconnects within a second and then calls
+    """A RedisManager that listens to the task channels of the rooms it hosts,
+    and whose listener reconnects within a second and then calls
     `on_reconnect` (in a background task)."""
 
     def __init__(
@@ -45,6 +68,41 @@ class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
         self.on_reconnect = on_reconnect
         # Watched tasks this process saw end (a push, or a subscribe's answer).
         self.ended: set[str] = set()
+        self.task_channels = TaskChannels(self.channel, threading.Event)
+        self._listener: int | None = None
+        self._resync_due = False
+
+    def set_server(self, server: Any) -> None:
+        super().set_server(server)
+        # Events of the server's async mode, which green threads can wait on.
+        self.task_channels = TaskChannels(self.channel, server.eio.create_event)
+
+    @staticmethod
+    def _task_room(sid: str, namespace: str, room: Any) -> bool:
+        return namespace == NAMESPACE and isinstance(room, str) and room != sid
+
+    def basic_enter_room(
+        self, sid: str, namespace: str, room: Any, eio_sid: str | None = None
+    ) -> None:
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        if self._task_room(sid, namespace, room) and room not in self.task_channels.rooms:
+            self.task_channels.add(room)
+
+    def enter_room(self, sid: str, namespace: str, room: Any, eio_sid: str | None = None) -> None:
+        super().enter_room(sid, namespace, room, eio_sid=eio_sid)
+        # The listener itself never waits: it is what reads the confirmation.
+        if self._task_room(sid, namespace, room) and threading.get_ident() != self._listener:
+            if not self.task_channels.wait(room, JOIN_WAIT):
+                log.warning("message queue: joined %s before Redis confirmed it", room[:64])
+
+    def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
+        super().basic_leave_room(sid, namespace, room)
+        if (
+            room in self.task_channels.rooms
+            and namespace == NAMESPACE
+            and room not in self.rooms.get(namespace, {})
+        ):
+            self.task_channels.remove(room)
 
     def note_state(self, task_id: str, state: Any) -> None:
         """Remember that `task_id` has ended, if `state` is terminal."""
@@ -62,27 +120,65 @@ class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
                 self.note_state(message["room"], pushed.get("state"))
         super()._handle_emit(message)
 
-    # Replaces python-socketio's own loop (pinned version 5.x) for its backoff.
+    # Replaces python-socketio's own loop (pinned version 5.x) for its backoff,
+    # on a connection of its own: `_publish` may replace `self.pubsub`.
     def _redis_listen_with_retries(self) -> Iterator[Any]:  # pragma: no cover - live tests
         retry_sleep = 0.1
         failed = False
+        self._listener = threading.get_ident()
         while True:
             try:
                 self._redis_connect()
-                self.pubsub.subscribe(self.channel)
+                # Subscribe confirmations kept: joins wait for theirs.
+                pubsub = self.redis.pubsub()
+                self._resync_due = failed and self.on_reconnect is not None
+                self.task_channels.connected(pubsub)
                 if failed:
                     log.warning("message queue: resubscribed to Redis")
-                    if self.on_reconnect is not None:
-                        self.server.start_background_task(self.on_reconnect)
                 failed = False
                 retry_sleep = 0.1
-                yield from self.pubsub.listen()
+                yield from pubsub.listen()
             except Exception as exc:
+                self.task_channels.lost()
                 if not failed:
                     log.error("message queue: lost Redis (%s); retrying", exc)
                 failed = True
                 time.sleep(retry_sleep)
                 retry_sleep = min(retry_sleep * 2, MAX_RETRY_SLEEP)
+
+    def _listen(self) -> Iterator[bytes]:  # pragma: no cover - live tests
+        for message in self._redis_listen_with_retries():
+            kind, channel = message["type"], message["channel"]
+            if kind == "subscribe":
+                # Every room heard here is subscribed again: push them anew.
+                if self.task_channels.confirmed(channel) and self._resync_due:
+                    self._resync_due = False
+                    self.server.start_background_task(self.on_reconnect)
+            elif kind == "message":
+                data = message["data"]
+                parts = push_parts(data)
+                if parts is None:
+                    yield data  # anything but a store push: python-socketio's way
+                elif parts[1] in self.task_channels.rooms and not self._deliver(*parts):
+                    yield data
+                # else: a push for a room not hosted here (on the shared channel)
+
+    def _deliver(self, snapshot: bytes, room: str) -> bool:
+        """Send a store push to its room's connections here, its snapshot's
+        JSON as it came (strict already: the store writes no other): no decode,
+        no encode. False if it needs python-socketio's full path."""
+        if any(constant in snapshot for constant in _NOT_FINITE):
+            return False
+        try:
+            if any(state in snapshot for state in _TERMINAL):
+                self.note_state(room, loads(snapshot).get("state"))
+            text = snapshot.decode()
+        except (ValueError, AttributeError):
+            return False
+        packet = eio_packet.Packet(eio_packet.MESSAGE, _EVENT_HEAD + text + "]")
+        for eio_sid in list(self.rooms.get(NAMESPACE, {}).get(room, {}).values()):
+            self.server._send_eio_packet(eio_sid, packet)
+        return True
 
     def local_rooms(self, namespace: str) -> list[str]:
         """The rooms with members connected to this process, sid rooms aside."""

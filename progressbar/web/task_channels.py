@@ -1,0 +1,100 @@
+"""The task channels a web process listens to: those of the rooms it hosts.
+
+Each task's pushes go on a channel of its own (`messages.task_channel`). The
+message queue's listener subscribes to a task's channel when the first
+watcher here joins its room and unsubscribes when the last one leaves, so a
+web process hears the pushes it delivers and no others: adding web processes
+adds capacity, instead of each one paying for every push of the cluster.
+
+A join waits until Redis has confirmed the subscription (Redis answers a
+connection's commands in order), so whatever the joiner reads from the store
+afterwards is no older than the first push it will be sent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from ..messages import task_channel
+
+
+class TaskChannels:
+    """Subscriptions of the listener's connection, and the joins waiting for them."""
+
+    def __init__(self, channel: str, create_event: Callable[[], Any]) -> None:
+        self.channel = channel
+        self.create_event = create_event
+        # Rooms heard here: subscribed, or being subscribed.
+        self.rooms: set[str] = set()
+        # The listener's connection; None until it connects.
+        self.pubsub: Any = None
+        # Set once the shared channel, subscribed last on connecting, is confirmed.
+        self.ready = create_event()
+        # Per channel, an event for each SUBSCRIBE sent and not yet confirmed, in order.
+        self._pending: dict[bytes, deque[Any]] = {}
+        self._stale: list[Any] = []
+
+    def channel_of(self, room: str) -> str:
+        return task_channel(self.channel, room)
+
+    def add(self, room: str) -> None:
+        """Hear `room`'s pushes from now on (its first watcher here joined)."""
+        self.rooms.add(room)
+        name = self.channel_of(room)
+        done = self.create_event()
+        self._pending.setdefault(name.encode(), deque()).append(done)
+        try:
+            self.pubsub.subscribe(name)
+        except Exception:
+            # Not connected: on connecting, the listener subscribes every
+            # room heard here, then has the store push each of them again.
+            done.set()
+
+    def remove(self, room: str) -> None:
+        """Stop hearing `room`'s pushes (its last watcher here left)."""
+        self.rooms.discard(room)
+        try:
+            self.pubsub.unsubscribe(self.channel_of(room))
+        except Exception:
+            pass  # a new connection subscribes only to the rooms then heard
+
+    def wait(self, room: str, timeout: float) -> bool:
+        """Wait until Redis has confirmed this process hears `room`; False on timeout."""
+        deadline = time.monotonic() + timeout
+        if not self.ready.wait(timeout):
+            return False
+        queue = self._pending.get(self.channel_of(room).encode())
+        if not queue:
+            return True
+        return bool(queue[-1].wait(max(0.0, deadline - time.monotonic())))
+
+    def connected(self, pubsub: Any) -> None:
+        """A new connection of the listener: subscribe it to every room heard
+        here, then to the shared channel, in one command."""
+        self._stale += [event for queue in self._pending.values() for event in queue]
+        self._pending = {}
+        self.pubsub = pubsub
+        pubsub.subscribe(*(self.channel_of(room) for room in list(self.rooms)), self.channel)
+
+    def confirmed(self, channel: bytes) -> bool:
+        """Redis confirmed a subscription; True when it is the shared channel's,
+        which comes after every room's sent with it."""
+        queue = self._pending.get(channel)
+        if queue:
+            queue.popleft().set()
+            if not queue:
+                del self._pending[channel]
+        if channel != self.channel.encode():
+            return False
+        for event in self._stale:
+            event.set()
+        self._stale = []
+        self.ready.set()
+        return True
+
+    def lost(self) -> None:
+        """The listener's connection failed: joins wait for the next one."""
+        self.ready.clear()

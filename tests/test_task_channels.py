@@ -1,0 +1,109 @@
+"""Which pushes a web process hears: the room read from a push's raw text, and
+the bookkeeping of the listener's subscriptions (on a recording connection:
+no Redis). The live behaviour, across web processes, is in test_scale.py."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from progressbar.messages import push_message, push_parts, task_channel
+from progressbar.web.task_channels import TaskChannels
+
+
+def raw_push(snapshot: dict[str, Any]) -> bytes:
+    return json.dumps(push_message(snapshot), separators=(",", ":")).encode()
+
+
+def test_the_snapshot_and_room_of_a_push_are_read_without_decoding_it() -> None:
+    snapshot = {"task_id": "abc", "state": "running", "message": "é ]"}
+    text, room = push_parts(raw_push(snapshot)) or (b"", "")
+    assert (json.loads(text), room) == (snapshot, "abc")
+
+
+def test_a_snapshot_holding_the_push_format_itself_does_not_fool_it() -> None:
+    inner = raw_push({"task_id": "decoy"}).decode()
+    tricky = {"task_id": "real", "result": {"text": inner, "list": [1], "binary": False}}
+    text, room = push_parts(raw_push(tricky)) or (b"", "")
+    assert (json.loads(text), room) == (tricky, "real")
+
+
+def test_anything_else_on_the_channel_is_not_a_push() -> None:
+    other = {**push_message({"task_id": "x"}), "host_id": "a-web-process"}
+    assert push_parts(json.dumps(other, separators=(",", ":")).encode()) is None
+    assert push_parts(b'{"method":"enter_room","room":"x"}') is None
+    assert push_parts(b"") is None
+
+
+class Connection:
+    """Records the commands a PubSub would send; `down` makes them fail."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, ...]] = []
+        self.down = False
+
+    def subscribe(self, *channels: str) -> None:
+        if self.down:
+            raise ConnectionError("Redis is down")
+        self.sent.append(("SUBSCRIBE", *channels))
+
+    def unsubscribe(self, *channels: str) -> None:
+        if self.down:
+            raise ConnectionError("Redis is down")
+        self.sent.append(("UNSUBSCRIBE", *channels))
+
+
+def confirm(channels: TaskChannels, name: str) -> bool:
+    return channels.confirmed(name.encode())
+
+
+def connected() -> tuple[TaskChannels, Connection]:
+    """Channels on a connection whose shared channel Redis has confirmed."""
+    channels, connection = TaskChannels("pb", threading.Event), Connection()
+    channels.connected(connection)
+    assert connection.sent == [("SUBSCRIBE", "pb")]
+    assert confirm(channels, "pb")
+    return channels, connection
+
+
+def test_a_join_waits_for_redis_to_confirm_its_subscription() -> None:
+    channels, connection = connected()
+    channels.add("t1")
+    assert connection.sent[-1] == ("SUBSCRIBE", task_channel("pb", "t1"))
+    assert not channels.wait("t1", 0.01)  # not confirmed yet
+    assert not confirm(channels, task_channel("pb", "t1"))
+    assert channels.wait("t1", 0.01)
+
+
+def test_a_room_left_and_joined_again_waits_for_its_own_confirmation() -> None:
+    channels, connection = connected()
+    channels.add("t1")
+    channels.remove("t1")
+    channels.add("t1")
+    assert connection.sent[-2][0] == "UNSUBSCRIBE"
+    confirm(channels, task_channel("pb", "t1"))  # the first SUBSCRIBE's answer
+    assert not channels.wait("t1", 0.01)
+    confirm(channels, task_channel("pb", "t1"))
+    assert channels.wait("t1", 0.01)
+
+
+def test_a_new_connection_subscribes_every_room_heard_before_the_shared_channel() -> None:
+    channels, old = connected()
+    channels.add("t1")  # never confirmed: the connection drops
+    channels.lost()
+    old.down = True
+    channels.add("t2")  # while down
+    assert not channels.wait("t2", 0.01)
+    new = Connection()
+    channels.connected(new)
+    [(command, *rooms, shared)] = new.sent
+    assert (command, sorted(rooms), shared) == (
+        "SUBSCRIBE",
+        [task_channel("pb", "t1"), task_channel("pb", "t2")],
+        "pb",
+    )
+    confirm(channels, task_channel("pb", "t1"))
+    confirm(channels, task_channel("pb", "t2"))
+    assert confirm(channels, "pb")  # the caller resyncs now
+    assert channels.wait("t1", 0.01) and channels.wait("t2", 0.01)
