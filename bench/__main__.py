@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import fanout, scenarios
+from bench import connections, fanout, scenarios
 from bench.report import plot, table
 from bench.stack import BenchStack
 
@@ -29,6 +29,9 @@ FULL = {
     "fanout_seconds": 15,
     "poll_watchers": 100,
     "poll_seconds": 20,
+    # Idle watchers on one web process, by server: (server, watchers).
+    "connections": [("eventlet", 10_000), ("gevent", 10_000), ("threading", 2_000)],
+    "connections_hold": 30,
 }
 QUICK = {
     "latency_updates": 20,
@@ -40,6 +43,8 @@ QUICK = {
     "fanout_seconds": 2,
     "poll_watchers": 10,
     "poll_seconds": 2,
+    "connections": [("eventlet", 30)],
+    "connections_hold": 1,
 }
 
 
@@ -76,6 +81,10 @@ def run(sizes: dict[str, Any]) -> dict[str, Any]:
         results["push_vs_poll"] = fanout.push_vs_poll(
             stack, sizes["poll_watchers"], 10, sizes["poll_seconds"]
         )
+    results["connections"] = [
+        connections.connections(watchers, server, sizes["connections_hold"])
+        for server, watchers in sizes["connections"]
+    ]
     return results
 
 

@@ -69,7 +69,35 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             _check(pvp["latency_ratio"] >= 100 and pvp["cpu_ratio"] > 1),
         ),
     ]
+    out += [_connections_row(c) for c in r.get("connections", [])]
     return out
+
+
+def _connections_row(c: dict[str, Any]) -> tuple[str, str, str, str]:
+    """N idle watchers on one web process: time to open, RSS, KB per connection."""
+    figures = (
+        f"opened {c['opened']:,} in {c['open_s']} s ({c['open_failures']} failed); web RSS "
+        f"{c['baseline_rss_mb']} MB at 0, {c['connected_rss_mb']} MB connected, "
+        f"{c['idle_rss_mb']} MB in rooms after {c['hold_s']:g} s idle: "
+        f"{c['kb_per_connection']} KB per connection, {c['kb_per_watcher_idle']} KB per "
+        f"watcher; {c['subscribe_refused']} subscribes refused"
+    )
+    if c["watchers"] < 10_000:
+        target, met = "(smaller than the 10,000 target: for comparison)", "-"
+    else:
+        target = "opened <= 20 s; web RSS <= 300 MB idle (<= 25 KB per connection)"
+        met = _check(
+            c["opened"] == c["watchers"]
+            and c["open_s"] <= 20
+            and c["idle_rss_mb"] <= 300
+            and c["kb_per_watcher_idle"] <= 25
+        )
+    return (
+        f"{c['watchers']:,} idle watchers, one web process ({c['server']})",
+        figures,
+        target,
+        met,
+    )
 
 
 def table(r: dict[str, Any]) -> str:
