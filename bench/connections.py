@@ -52,6 +52,7 @@ class Watcher:
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self.ws = ws
         self.pushes = 0
+        self.pings = 0
         self.acks: dict[int, asyncio.Future[Any]] = {}
         self._ids = 0
         self.reader: asyncio.Task[None] | None = None
@@ -77,6 +78,7 @@ class Watcher:
             if not isinstance(text, str):
                 continue
             if text == "2":
+                self.pings += 1
                 await self.ws.send_str("3")
             elif text.startswith("42/progress,"):
                 self.pushes += 1
@@ -153,7 +155,7 @@ def settle(pid: int, seconds: float) -> float:
 
 
 def idle_watchers(
-    stack: BenchStack, watchers: int, hold: float, mark: Callable[[str], None] = print
+    stack: BenchStack, watchers: int, hold: float, mark: Callable[[str], None] = lambda step: None
 ) -> dict[str, Any]:
     """Open `watchers` connections at once, then have each subscribe to its
     identity's ended task, and hold them for `hold` seconds. `mark` is called
@@ -200,6 +202,7 @@ def idle_watchers(
             idle = await asyncio.to_thread(settle, web, 10)
             await asyncio.to_thread(mark, "idle")
             alive = sum(1 for w in clients if not w.ws.closed)
+            pinged = sum(1 for w in clients if w.pings)
             await asyncio.gather(*(w.close() for w in clients), return_exceptions=True)
             return {
                 "open_s": round(open_s, 2),
@@ -213,6 +216,7 @@ def idle_watchers(
                 "first_refusals": [repr(a)[:200] for a in refused[:3]],
                 "idle_rss_mb": round(idle, 1),
                 "alive_after_hold": alive,
+                "pinged": pinged,
             }
 
     r = asyncio.run(run())
