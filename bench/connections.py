@@ -113,6 +113,10 @@ def tree_rss_mb(pid: int) -> float:
     return total
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    return sum(cpu_seconds(p) for p in [pid, *_children(pid)])
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -175,13 +179,13 @@ def idle_watchers(
                 async with gate:
                     return await Watcher.open(http, stack.base_url, cookies[i % IDENTITIES])
 
-            cpu = cpu_seconds(web)
+            cpu = tree_cpu_seconds(web)
             started = time.monotonic()
             opened = await asyncio.gather(
                 *(one(i) for i in range(watchers)), return_exceptions=True
             )
             open_s = time.monotonic() - started
-            open_cpu = cpu_seconds(web) - cpu
+            open_cpu = tree_cpu_seconds(web) - cpu
             clients = [w for w in opened if isinstance(w, Watcher)]
             failures = [repr(e)[:200] for e in opened if not isinstance(e, Watcher)]
             gc.collect()
