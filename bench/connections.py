@@ -202,7 +202,9 @@ def idle_watchers(
             )
             subscribe_s = time.monotonic() - started
             refused = [a for a in answers if not (isinstance(a, dict) and a.get("ok"))]
+            cpu = tree_cpu_seconds(web)
             await asyncio.sleep(hold)
+            idle_cpu = (tree_cpu_seconds(web) - cpu) / hold if hold else 0.0
             idle = await asyncio.to_thread(settle, web, 10)
             await asyncio.to_thread(mark, "idle")
             alive = sum(1 for w in clients if not w.ws.closed)
@@ -219,6 +221,7 @@ def idle_watchers(
                 "subscribe_refused": len(refused),
                 "first_refusals": [repr(a)[:200] for a in refused[:3]],
                 "idle_rss_mb": round(idle, 1),
+                "idle_web_cpu": round(idle_cpu, 3),
                 "alive_after_hold": alive,
                 "pinged": pinged,
             }

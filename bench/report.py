@@ -80,7 +80,8 @@ def _connections_row(c: dict[str, Any]) -> tuple[str, str, str, str]:
         f"{c['baseline_rss_mb']} MB at 0, {c['connected_rss_mb']} MB connected, "
         f"{c['idle_rss_mb']} MB in rooms after {c['hold_s']:g} s idle: "
         f"{c['kb_per_connection']} KB per connection, {c['kb_per_watcher_idle']} KB per "
-        f"watcher; {c['subscribe_refused']} subscribes refused"
+        f"watcher; web CPU while idle {c['idle_web_cpu']:.0%}; "
+        f"{c['subscribe_refused']} subscribes refused"
     )
     if c["watchers"] < 10_000:
         target, met = "(smaller than the 10,000 target: for comparison)", "-"
