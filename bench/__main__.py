@@ -1,7 +1,7 @@
 """`python -m bench [--quick]`: run every scenario on the real stack, print one table,
 write the figures as JSON and draw the plots.
 
-The full run takes about five minutes on a 2-core machine; `--quick` is a
+The full run takes about ten minutes on a 2-core machine; `--quick` is a
 seconds-long smoke run of the same code (figures not meaningful).
 """
 
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import fanout, scaleout, scenarios
+from bench import connections, fanout, scaleout, scenarios
 from bench.report import plot, table
 from bench.stack import BenchStack
 
@@ -31,6 +31,9 @@ FULL = {
     "poll_seconds": 20,
     "scaleout_rate": 2000,
     "scaleout_seconds": 10,
+    # Idle watchers on one web process, by server: (server, watchers).
+    "connections": [("eventlet", 10_000), ("gevent", 10_000), ("threading", 2_000)],
+    "connections_hold": 30,
 }
 QUICK = {
     "latency_updates": 20,
@@ -44,6 +47,8 @@ QUICK = {
     "poll_seconds": 2,
     "scaleout_rate": 200,
     "scaleout_seconds": 1,
+    "connections": [("eventlet", 30)],
+    "connections_hold": 1,
 }
 
 
@@ -86,6 +91,10 @@ def run(sizes: dict[str, Any]) -> dict[str, Any]:
         results["scaleout"] = scaleout.scaleout(
             stack, 50, sizes["scaleout_rate"], sizes["scaleout_seconds"]
         )
+    results["connections"] = [
+        connections.connections(watchers, server, sizes["connections_hold"])
+        for server, watchers in sizes["connections"]
+    ]
     return results
 
 

@@ -90,7 +90,36 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 ),
             )
         )
+    out += [_connections_row(c) for c in r.get("connections", [])]
     return out
+
+
+def _connections_row(c: dict[str, Any]) -> tuple[str, str, str, str]:
+    """N idle watchers on one web process: time to open, RSS, KB per connection."""
+    figures = (
+        f"opened {c['opened']:,} in {c['open_s']} s ({c['open_failures']} failed); web RSS "
+        f"{c['baseline_rss_mb']} MB at 0, {c['connected_rss_mb']} MB connected, "
+        f"{c['idle_rss_mb']} MB in rooms after {c['hold_s']:g} s idle: "
+        f"{c['kb_per_connection']} KB per connection, {c['kb_per_watcher_idle']} KB per "
+        f"watcher; web CPU while idle {c['idle_web_cpu']:.0%}; "
+        f"{c['subscribe_refused']} subscribes refused"
+    )
+    if c["watchers"] < 10_000:
+        target, met = "(smaller than the 10,000 target: for comparison)", "-"
+    else:
+        target = "opened <= 20 s; web RSS <= 300 MB idle (<= 25 KB per connection)"
+        met = _check(
+            c["opened"] == c["watchers"]
+            and c["open_s"] <= 20
+            and c["idle_rss_mb"] <= 300
+            and c["kb_per_watcher_idle"] <= 25
+        )
+    return (
+        f"{c['watchers']:,} idle watchers, one web process ({c['server']})",
+        figures,
+        target,
+        met,
+    )
 
 
 def table(r: dict[str, Any]) -> str:
@@ -117,7 +146,9 @@ def plot(r: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    conns = r.get("connections", [])
+    fig, axes = plt.subplots(1, 3 if conns else 2, figsize=(18 if conns else 12, 4.5))
+    left, right = axes[0], axes[1]
     series = [
         ("Socket.IO client", r["latency"]["samples_ms"]),
         ("Chromium DOM", r["browser"]["samples_ms"]),
@@ -143,7 +174,23 @@ def plot(r: dict[str, Any], path: Path) -> None:
     right.set_title("Latency against watchers, one web process")
     right.grid(True, alpha=0.3)
     right.legend()
+    if conns:
+        _plot_connections(axes[2], conns)
     fig.suptitle(f"progressbar on {r['machine']}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _plot_connections(ax: Any, conns: list[dict[str, Any]]) -> None:
+    """KB per idle connection, connected and in a room, by server."""
+    labels = [f"{c['server']}\n{c['watchers']:,}" for c in conns]
+    xs = range(len(conns))
+    ax.bar([x - 0.2 for x in xs], [c["kb_per_connection"] for c in conns], 0.4, label="connected")
+    ax.bar([x + 0.2 for x in xs], [c["kb_per_watcher_idle"] for c in conns], 0.4, label="in a room")
+    ax.axhline(25, color="grey", linestyle="--", label="target 25 KB")
+    ax.set_xticks(list(xs), labels)
+    ax.set_ylabel("web RSS per idle connection (KB)")
+    ax.set_title("Memory per connection, one web process")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend()

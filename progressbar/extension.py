@@ -22,7 +22,7 @@ from .messages import NAMESPACE
 from .settings import Settings
 from .state import EXTENSION, State, state
 from .store import Store, connect
-from .web import api, payloads, serve, views, watchdog
+from .web import api, payloads, pings, serve, views, watchdog
 from .web.address import client_address
 from .web.identity import current_identity, session_identity
 from .web.message_queue import ResilientRedisManager, hosted_channel, queue_manager
@@ -150,6 +150,8 @@ class ProgressBar:
                 serializer=payloads.StrictPacket,
                 transports=transports,
             )
+            # One task pings every connection, rather than one task each.
+            pings.share_pings(self.socketio.server.eio)
         # For pages: `new ProgressClient({transports: {{ progressbar_transports()|tojson }}})`.
         app.add_template_global(lambda: transports, "progressbar_transports")
 

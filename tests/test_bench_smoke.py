@@ -21,8 +21,20 @@ def test_bench_quick_writes_table_json_and_plot(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "| scenario | measured | target |" in run.stdout
     results = json.loads((tmp_path / "quick.json").read_text())
-    assert {"latency", "browser", "reporter", "idle", "fanout", "push_vs_poll"} <= set(results)
+    assert {
+        "latency",
+        "browser",
+        "reporter",
+        "idle",
+        "fanout",
+        "push_vs_poll",
+        "connections",
+    } <= set(results)
     assert results["latency"]["n"] > 10 and results["browser"]["n"] > 10
     assert results["idle"]["app_messages"] == 0
     assert all(f["lost"] == 0 for f in results["fanout"])
+    # Every idle watcher opened, and each was answered in its task's room.
+    assert results["connections"] and all(
+        c["opened"] == c["watchers"] and c["subscribe_refused"] == 0 for c in results["connections"]
+    )
     assert (tmp_path / "quick.png").read_bytes().startswith(b"\x89PNG")
