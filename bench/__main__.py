@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import fanout, scenarios
+from bench import fanout, scenarios, storm
 from bench.report import plot, table
 from bench.stack import BenchStack
 
@@ -29,6 +29,8 @@ FULL = {
     "fanout_seconds": 15,
     "poll_watchers": 100,
     "poll_seconds": 20,
+    "storm_watchers": 1000,
+    "storm_rounds": 3,
 }
 QUICK = {
     "latency_updates": 20,
@@ -40,6 +42,8 @@ QUICK = {
     "fanout_seconds": 2,
     "poll_watchers": 10,
     "poll_seconds": 2,
+    "storm_watchers": 20,
+    "storm_rounds": 1,
 }
 
 
@@ -76,6 +80,7 @@ def run(sizes: dict[str, Any]) -> dict[str, Any]:
         results["push_vs_poll"] = fanout.push_vs_poll(
             stack, sizes["poll_watchers"], 10, sizes["poll_seconds"]
         )
+        results["storm"] = storm.storms(stack, sizes["storm_watchers"], sizes["storm_rounds"])
     return results
 
 
@@ -90,7 +95,7 @@ def main() -> None:
     name = "quick" if args.quick else "results"
     print(table(results))
     slim = json.loads(json.dumps(results, default=str))
-    for section in [slim["latency"], slim["browser"], *slim["fanout"]]:
+    for section in [slim["latency"], slim["browser"], *slim["fanout"], slim["storm"]["subscribe"]]:
         section.pop("samples_ms", None)
     (args.out / f"{name}.json").write_text(json.dumps(slim, indent=2) + "\n")
     plot(results, args.out / f"{name}.png")

@@ -251,9 +251,21 @@ def cancel_task(task_id: str, owner: str) -> dict[str, Any]:
 
 
 def get_task(task_id: str, identity: str) -> dict[str, Any]:
-    """The SNAPSHOT of a task `identity` may watch: its own, or a shared one.
-    Another identity's task is not found, as a missing one."""
-    snapshot = store().get_owned(checked_task_id(task_id), identity, or_shared=True)
+    """The SNAPSHOT of a task `identity` may watch: its own, or a shared one,
+    read after the call began. Another identity's task is not found, as a
+    missing one."""
+    snapshot = state().reads.visible(checked_task_id(task_id), identity)
     if snapshot is None:
         raise not_found()
     return snapshot
+
+
+def check_watcher(task_id: str, identity: str) -> None:
+    """not_found unless `identity` may watch the task: its own, or a shared one."""
+    if not state().reads.may_watch(checked_task_id(task_id), identity):
+        raise not_found()
+
+
+def list_tasks(identity: str) -> list[dict[str, Any]]:
+    """The identity's tasks, newest first."""
+    return state().reads.list(identity)
