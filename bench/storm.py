@@ -4,15 +4,17 @@
 round, a new task starts (a ticker at 5 updates/s, as a task that many people
 watch) and every connection sends `subscribe` for it at the same moment, as
 when a thousand pages learn of one deploy; then every connection sends `list`
-at once, as a page does after its connection comes back. Printed for each
-storm: ack latency from the moment the storm was sent (p50, p99, max), how
-many acks were correct (the task, no older than it was when the storm began),
-and how many were refused, by code (`unavailable` above all).
+at once, as a page does after its connection comes back; then the task is
+cancelled. Printed for each event: ack latency from the moment the storm was
+sent (p50, p99, max), how many acks were correct (the task, no older than it
+was when the storm began), how many were refused, by code (`unavailable` above
+all), and the web process's CPU time per request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
 from collections import Counter
@@ -23,7 +25,7 @@ import socketio
 
 from bench.fanout import CONNECT_AT_ONCE, cancel_all, start_tickers
 from bench.scenarios import summary
-from bench.stack import BenchStack, rss_mb, scenario_parser
+from bench.stack import BenchStack, cpu_seconds, rss_mb, scenario_parser
 from tests.stack import identity_cookie
 
 NAMESPACE = "/progress"
@@ -55,6 +57,9 @@ async def storm(
     clients: list[socketio.AsyncClient], event: str, payload: dict[str, Any]
 ) -> tuple[list[float], list[Any]]:
     """Every client sends `event` at once: each ack's latency (ms) and answer."""
+    # The load generator's collector pauses would count as the server's time.
+    gc.collect()
+    gc.freeze()
     began = time.perf_counter()
 
     async def one(client: socketio.AsyncClient) -> tuple[float, Any]:
@@ -65,6 +70,7 @@ async def storm(
         return (time.perf_counter() - began) * 1000, answer
 
     done = await asyncio.gather(*(one(c) for c in clients))
+    gc.unfreeze()
     return [ms for ms, _ in done], [answer for _, answer in done]
 
 
@@ -100,12 +106,15 @@ def storms(stack: BenchStack, watchers: int, rounds: int) -> dict[str, Any]:
         list_ms: list[float] = []
         sub_counts: Counter[str] = Counter()
         list_counts: Counter[str] = Counter()
+        cpu_used = {"subscribe": 0.0, "list": 0.0}
         try:
             for _ in range(rounds):
                 (task_id,) = start_tickers(stack, cookie, 1, rate=5)
                 task_ids.append(task_id)
                 before = current(base, cookie, task_id)["seq"]
+                cpu = cpu_seconds(stack.web.pid)
                 ms, answers = await storm(clients, "subscribe", {"task_id": task_id})
+                cpu_used["subscribe"] += cpu_seconds(stack.web.pid) - cpu
                 sub_ms += ms
                 sub_counts.update(
                     outcomes(
@@ -114,18 +123,28 @@ def storms(stack: BenchStack, watchers: int, rounds: int) -> dict[str, Any]:
                         and a["task"]["seq"] >= s,
                     )
                 )
+                cpu = cpu_seconds(stack.web.pid)
                 ms, answers = await storm(clients, "list", {})
+                cpu_used["list"] += cpu_seconds(stack.web.pid) - cpu
                 list_ms += ms
                 list_counts.update(
                     outcomes(
                         answers, lambda a, t=task_id: t in {x["task_id"] for x in a["tasks"]}
                     )
                 )
+                # Its bars end: the next storm is for the next task alone.
+                cancel_all(stack, cookie, [task_id])
             result["web_rss_mb"] = round(rss_mb(stack.web.pid), 1)
         finally:
             await asyncio.gather(*(c.disconnect() for c in clients))
-        result["subscribe"] = {**summary(sub_ms), **sub_counts, "samples_ms": sub_ms}
-        result["list"] = {**summary(list_ms), **list_counts}
+        per_request = {k: round(v * 1e6 / len(clients) / rounds) for k, v in cpu_used.items()}
+        result["subscribe"] = {
+            **summary(sub_ms),
+            **sub_counts,
+            "web_cpu_us": per_request["subscribe"],
+            "samples_ms": sub_ms,
+        }
+        result["list"] = {**summary(list_ms), **list_counts, "web_cpu_us": per_request["list"]}
         return result
 
     try:
@@ -136,10 +155,12 @@ def storms(stack: BenchStack, watchers: int, rounds: int) -> dict[str, Any]:
 
 
 def _figures(event: str, r: dict[str, Any]) -> str:
-    others = {k: v for k, v in r.items() if k not in ("n", "correct") and "_ms" not in k}
+    figures = ("n", "correct", "p50_ms", "p99_ms", "max_ms", "web_cpu_us", "samples_ms")
+    others = {k: v for k, v in r.items() if k not in figures}
     return (
         f"  {event:<9} ack p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms; "
-        f"{r['correct']} of {r['n']} correct; others {others}"
+        f"{r['correct']} of {r['n']} correct; others {others}; "
+        f"web CPU {r['web_cpu_us']} µs each"
     )
 
 

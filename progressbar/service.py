@@ -18,7 +18,7 @@ from .errors import ProtocolError, not_found
 from .messages import SENT_BY_START
 from .snapshot import CANCELLED_BEFORE_START, queued_snapshot
 from .state import state
-from .store import LimitReached, Store
+from .store import LimitReached, Record, Store
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +210,7 @@ def launch(
             snapshot = store().create(task_id, owner, queued, shared, address=address)
     except LimitReached as reached:
         raise _refusal(reached, len(messages)) from None
+    state().reads.owners.note(task_id, Record(owner, shared, snapshot))
     if subscribe:
         subscribe(task_id)
     try:
