@@ -110,30 +110,39 @@ class Batched(Generic[K, V]):
                 self._open = None
 
 
-class Owners:
+class Kept(Generic[K, V]):
+    """The values of the latest `size` keys used, the others forgotten."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            value = self._kept.get(key)
+            if value is not None:
+                self._kept.move_to_end(key)
+            return value
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._kept[key] = value
+            self._kept.move_to_end(key)
+            while len(self._kept) > self._size:
+                self._kept.popitem(last=False)
+
+
+class Owners(Kept[str, tuple[str, bool]]):
     """The owner and `shared` flag of tasks seen, the latest `size` of them."""
 
     def __init__(self, size: int = OWNERS_KEPT) -> None:
-        self._size = size
-        self._lock = threading.Lock()
-        self._known: OrderedDict[str, tuple[str, bool]] = OrderedDict()
-
-    def get(self, task_id: str) -> tuple[str, bool] | None:
-        with self._lock:
-            known = self._known.get(task_id)
-            if known is not None:
-                self._known.move_to_end(task_id)
-            return known
+        super().__init__(size)
 
     def note(self, task_id: str, record: Record) -> None:
         """Remember the owner of a task read from its record."""
-        if record.owner is None or record.snapshot is None:
-            return
-        with self._lock:
-            self._known[task_id] = (record.owner, record.shared)
-            self._known.move_to_end(task_id)
-            while len(self._known) > self._size:
-                self._known.popitem(last=False)
+        if record.owner is not None and record.snapshot is not None:
+            self.put(task_id, (record.owner, record.shared))
 
 
 def may_watch(owner: str | None, shared: bool, identity: str, or_shared: bool) -> bool:

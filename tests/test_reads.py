@@ -11,11 +11,13 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from flask import Flask
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from progressbar.reads import Batched, Owners, Reads
 from progressbar.snapshot import queued_snapshot
 from progressbar.store import Record, Store, connect
+from progressbar.web import identity
 from tests.stack import wait_until
 
 
@@ -182,3 +184,23 @@ def test_lists_of_several_owners_are_each_their_own(store: Store) -> None:
     assert [t["task_id"] for t in found["alice"]] == alice[::-1]
     assert [t["task_id"] for t in found["bob"]] == [bob]
     assert found["carol"] == []
+
+
+def test_a_cookie_checked_once_is_kept_and_a_forged_one_still_refused() -> None:
+    app = Flask(__name__)
+    app.secret_key = "one"
+    other = Flask(__name__)
+    other.secret_key = "two"
+    with app.test_request_context():
+        signed = identity._signer().dumps("alice")
+    forged = signed[:-2] + ("AA" if not signed.endswith("AA") else "BB")
+
+    def seen_by(flask_app: Flask, value: str) -> str | None:
+        with flask_app.test_request_context(headers={"Cookie": f"{identity.COOKIE}={value}"}):
+            return identity._from_cookie()
+
+    assert seen_by(app, signed) == "alice"
+    assert seen_by(app, signed) == "alice"  # kept
+    assert seen_by(app, forged) is None
+    # Kept under its app's secret key: another key does not take it.
+    assert seen_by(other, signed) is None
