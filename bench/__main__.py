@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import connections, fanout, scaleout, scenarios
+from bench import connections, fanout, scaleout, scenarios, storm
 from bench.report import plot, table
 from bench.stack import BenchStack
 
@@ -34,6 +34,8 @@ FULL = {
     # Idle watchers on one web process, by server: (server, watchers).
     "connections": [("eventlet", 10_000), ("gevent", 10_000), ("threading", 2_000)],
     "connections_hold": 30,
+    "storm_watchers": 1000,
+    "storm_rounds": 3,
 }
 QUICK = {
     "latency_updates": 20,
@@ -49,6 +51,8 @@ QUICK = {
     "scaleout_seconds": 1,
     "connections": [("eventlet", 30)],
     "connections_hold": 1,
+    "storm_watchers": 20,
+    "storm_rounds": 1,
 }
 
 
@@ -85,6 +89,7 @@ def run(sizes: dict[str, Any]) -> dict[str, Any]:
         results["push_vs_poll"] = fanout.push_vs_poll(
             stack, sizes["poll_watchers"], 10, sizes["poll_seconds"]
         )
+        results["storm"] = storm.storms(stack, sizes["storm_watchers"], sizes["storm_rounds"])
     # Four web processes, each hosting a quarter of the rooms.
     webs = BenchStack(env_extra={"MAX_ACTIVE_TASKS": "100000"}, webs=scaleout.WEBS)
     with webs as stack:
@@ -109,7 +114,7 @@ def main() -> None:
     name = "quick" if args.quick else "results"
     print(table(results))
     slim = json.loads(json.dumps(results, default=str))
-    for section in [slim["latency"], slim["browser"], *slim["fanout"]]:
+    for section in [slim["latency"], slim["browser"], *slim["fanout"], slim["storm"]["subscribe"]]:
         section.pop("samples_ms", None)
     (args.out / f"{name}.json").write_text(json.dumps(slim, indent=2) + "\n")
     plot(results, args.out / f"{name}.png")

@@ -17,7 +17,6 @@ of the web process's RSS.
 
 from __future__ import annotations
 
-import argparse
 import json
 import threading
 import time
@@ -29,7 +28,7 @@ import redis
 import requests
 import socketio
 
-from bench.stack import BenchStack, rss_mb
+from bench.stack import BenchStack, rss_mb, scenario_parser
 from progressbar.snapshot import TERMINAL_STATES
 from tests.stack import as_shipped
 
@@ -231,12 +230,10 @@ def show(result: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = scenario_parser(__doc__)
     parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args()
-    env = dict(item.split("=", 1) for item in args.set)
-    result = flood(args.seconds, env)
+    result = flood(args.seconds, dict(args.set))
     show(result)
     print(json.dumps(result))
 

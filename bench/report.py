@@ -68,6 +68,7 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             "push latency >= 100x lower, CPU per watcher lower",
             _check(pvp["latency_ratio"] >= 100 and pvp["cpu_ratio"] > 1),
         ),
+        _storm_row(r["storm"]),
     ]
     if "scaleout" in r:
         so = r["scaleout"]
@@ -122,6 +123,21 @@ def _connections_row(c: dict[str, Any]) -> tuple[str, str, str, str]:
     )
 
 
+def _storm_row(storm: dict[str, Any]) -> tuple[str, str, str, str]:
+    sub, lists = storm["subscribe"], storm["list"]
+    refused = sub["n"] - sub["correct"]
+    return (
+        f"storm: {storm['watchers']} connections send `subscribe` for one new task at once "
+        f"({storm['rounds']}x), then `list`",
+        f"subscribe ack p50 {sub['p50_ms']} ms, p99 {sub['p99_ms']} ms, {sub['correct']} of "
+        f"{sub['n']} correct, {sub['unavailable']} unavailable; list ack p50 "
+        f"{lists['p50_ms']} ms, p99 {lists['p99_ms']} ms, {lists['correct']} of "
+        f"{lists['n']} correct, {lists['unavailable']} unavailable",
+        "every ack correct, p99 <= 1 s, 0 unavailable",
+        _check(refused == 0 and lists["n"] == lists["correct"] and sub["p99_ms"] <= 1000),
+    )
+
+
 def table(r: dict[str, Any]) -> str:
     lines = [f"progressbar benchmarks on {r['machine']} ({r['started']})", ""]
     lines.append("| scenario | measured | target | |")
@@ -153,6 +169,10 @@ def plot(r: dict[str, Any], path: Path) -> None:
         ("Socket.IO client", r["latency"]["samples_ms"]),
         ("Chromium DOM", r["browser"]["samples_ms"]),
         (f"fan-out, {r['fanout'][-1]['watchers']} watchers", r["fanout"][-1]["samples_ms"]),
+        (
+            f"subscribe storm of {r['storm']['watchers']}: storm sent to ack",
+            r["storm"]["subscribe"]["samples_ms"],
+        ),
     ]
     for label, samples in series:
         if samples:
@@ -160,7 +180,7 @@ def plot(r: dict[str, Any], path: Path) -> None:
             fractions = [(i + 1) / len(values) for i in range(len(values))]
             left.plot(values, fractions, label=f"{label} (n={len(values)})")
     left.set_xscale("log")
-    left.set_xlabel("latency, update() to delivery (ms, log)")
+    left.set_xlabel("latency: update() to delivery; storm: sent to ack (ms, log)")
     left.set_ylabel("fraction of updates")
     left.set_title("Latency distribution")
     left.grid(True, which="both", alpha=0.3)

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import tempfile
 from pathlib import Path
 
 from tests.stack import Stack
+
+
+def scenario_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The command line of a `python -m bench.NAME` scenario: its docstring's
+    first paragraph as help, and `--set NAME=VALUE` (as often as needed) for
+    settings of the stack's processes, read as `dict(args.set)`."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", type=_setting
+    )
+    return parser
+
+
+def _setting(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals:
+        raise argparse.ArgumentTypeError(f"{text!r}: give NAME=VALUE")
+    return name, value
 
 
 def cpu_seconds(pid: int) -> float:

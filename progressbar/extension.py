@@ -19,6 +19,7 @@ from .celery_app import celery_init_app
 from .cli import progress_cli
 from .kinds import Kind, Kinds, Param
 from .messages import NAMESPACE
+from .reads import Reads
 from .settings import Settings
 from .state import EXTENSION, State, state
 from .store import Store, connect
@@ -137,6 +138,7 @@ class ProgressBar:
             celery=celery_app,
             extension=self,
             admission=Admission(store.redis, settings),
+            reads=Reads(store, settings.redis_max_connections),
         )
         if socketio is None:
             self.socketio.init_app(

@@ -18,7 +18,7 @@ from .errors import ProtocolError, not_found
 from .messages import SENT_BY_START
 from .snapshot import CANCELLED_BEFORE_START, queued_snapshot
 from .state import state
-from .store import LimitReached, Store
+from .store import LimitReached, Record, Store
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +210,7 @@ def launch(
             snapshot = store().create(task_id, owner, queued, shared, address=address)
     except LimitReached as reached:
         raise _refusal(reached, len(messages)) from None
+    state().reads.owners.note(task_id, Record(owner, shared, snapshot))
     if subscribe:
         subscribe(task_id)
     try:
@@ -251,9 +252,21 @@ def cancel_task(task_id: str, owner: str) -> dict[str, Any]:
 
 
 def get_task(task_id: str, identity: str) -> dict[str, Any]:
-    """The SNAPSHOT of a task `identity` may watch: its own, or a shared one.
-    Another identity's task is not found, as a missing one."""
-    snapshot = store().get_owned(checked_task_id(task_id), identity, or_shared=True)
+    """The SNAPSHOT of a task `identity` may watch: its own, or a shared one,
+    read after the call began. Another identity's task is not found, as a
+    missing one."""
+    snapshot = state().reads.visible(checked_task_id(task_id), identity)
     if snapshot is None:
         raise not_found()
     return snapshot
+
+
+def check_watcher(task_id: str, identity: str) -> None:
+    """not_found unless `identity` may watch the task: its own, or a shared one."""
+    if not state().reads.may_watch(checked_task_id(task_id), identity):
+        raise not_found()
+
+
+def list_tasks(identity: str) -> list[dict[str, Any]]:
+    """The identity's tasks, newest first."""
+    return state().reads.list(identity)

@@ -9,6 +9,7 @@ from flask import Flask, current_app
 
 from .admission import Admission
 from .kinds import Kinds
+from .reads import Reads
 from .settings import Settings
 from .store import Store
 
@@ -32,6 +33,8 @@ class State:
     extension: ProgressBar
     # Rate limits per client address, and the guard on Redis's memory.
     admission: Admission
+    # Reads of records many watchers ask for at once, shared and bounded.
+    reads: Reads
 
 
 def state(app: Flask | None = None) -> State:

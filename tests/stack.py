@@ -526,12 +526,20 @@ class RawSocketIO:
     def call(self, data: str) -> str:
         """Send `data` (the text after the ack id: `["event", payload]` for a
         well-formed event) and return the text of its ack's data."""
+        return self.answer(self.send(data))
+
+    def send(self, data: str) -> int:
+        """Send `data` as `call` does, without waiting; its ack id."""
         ack_id = next(self._ids)
         self.ws.send(f"42/progress,{ack_id}{data}")
+        return ack_id
+
+    def answer(self, ack_id: int) -> str:
+        """The text of the data of ack `ack_id`, once it comes."""
         ack = f"43/progress,{ack_id}"
         while True:
             message = self._receive()
-            if message.startswith(ack):
+            if message.startswith(ack) and message[len(ack) : len(ack) + 1] in ("[", ""):
                 return message[len(ack) :]
             self._pushes.append(message)
 

@@ -117,7 +117,7 @@ def start_task() -> Response:
 @bp.get("/tasks")
 def list_tasks() -> Response:
     """This identity's tasks, newest first."""
-    return answer({"ok": True, "tasks": service.store().list(current_identity())})
+    return answer({"ok": True, "tasks": service.list_tasks(current_identity())})
 
 
 @bp.get("/tasks/<task_id>")

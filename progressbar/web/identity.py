@@ -11,11 +11,13 @@ A host app with its own users replaces all of this with
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from flask import Response, after_this_request, current_app, g, request, session
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from ..errors import ProtocolError
+from ..reads import Kept
 from ..state import state
 from .address import client_address
 
@@ -25,6 +27,10 @@ COOKIE = "progressbar_identity"
 MAX_AGE = 180 * 24 * 3600
 # Where 0.2 kept the identity: still read, so no one loses their tasks.
 LEGACY_SESSION_KEY = "identity"
+# Cookies whose signature was checked, the latest this many.
+COOKIES_KEPT = 10_000
+
+_checked: Kept[tuple[Any, str], str] = Kept(COOKIES_KEPT)
 
 
 def _signer() -> URLSafeSerializer:
@@ -35,11 +41,21 @@ def _from_cookie() -> str | None:
     raw = request.cookies.get(COOKIE)
     if not raw:
         return None
+    # Every event of a connection carries the cookie it connected with, and
+    # checking its signature costs more than most events' own work: values
+    # already checked (under this secret key) are kept.
+    key = (current_app.secret_key, raw)
+    identity = _checked.get(key)
+    if identity is not None:
+        return identity
     try:
         identity = _signer().loads(raw)
     except BadSignature:
         return None
-    return identity if isinstance(identity, str) and identity else None
+    if not isinstance(identity, str) or not identity:
+        return None
+    _checked.put(key, identity)
+    return identity
 
 
 def _in_socketio_event() -> bool:

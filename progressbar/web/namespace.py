@@ -77,11 +77,17 @@ class ProgressNamespace(Namespace):
     def on_subscribe(self, payload: Any) -> Answer:
         """{task_id} -> {task}: its current state; its pushes follow."""
         task_id = task_id_of(payload)
+        identity = current_identity()
         # Ownership first: joining even for a moment would leak a push.
-        snapshot = service.get_task(task_id, current_identity())
+        service.check_watcher(task_id, identity)
         join_room(task_id)
-        # Read again after joining, so nothing falls between the read and the join.
-        snapshot = service.store().get(task_id) or snapshot
+        # Read after joining, so nothing falls between the read and the join.
+        try:
+            snapshot = service.get_task(task_id, identity)
+        except ProtocolError:
+            # Gone meanwhile (Redis came back without it): not found, not watched.
+            leave_room(task_id)
+            raise
         note_state = getattr(self.socketio.server.manager, "note_state", None)
         if note_state is not None:
             note_state(task_id, snapshot.get("state"))
@@ -91,7 +97,7 @@ class ProgressNamespace(Namespace):
     def on_unsubscribe(self, payload: Any) -> Answer:
         """{task_id} -> {}: no more pushes of it on this connection."""
         task_id = task_id_of(payload)
-        service.get_task(task_id, current_identity())
+        service.check_watcher(task_id, current_identity())
         leave_room(task_id)
         return {}
 
@@ -104,4 +110,4 @@ class ProgressNamespace(Namespace):
     def on_list(self, payload: Any) -> Answer:
         """{} -> {tasks}: this identity's tasks, newest first."""
         checked_payload(payload, set())
-        return {"tasks": service.store().list(current_identity())}
+        return {"tasks": service.list_tasks(current_identity())}

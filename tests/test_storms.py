@@ -1,0 +1,97 @@
+"""Storms: hundreds of connections asking at the same moment are all answered
+with the true state, by a web process with a handful of Redis connections."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.stack import ProgressClient, RawSocketIO, error_code, extra_web, identity_cookie
+
+STORM = 300
+
+
+@contextmanager
+def slow_link(port: int, delay: float) -> Iterator[int]:
+    """A TCP relay to 127.0.0.1:`port` that holds every chunk `delay` seconds
+    on its way, either way: a healthy Redis across a network. Yields its port."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stopped = threading.Event()
+
+    def pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                time.sleep(delay)
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                try:
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def serve() -> None:
+        while not stopped.is_set():
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", port))
+            for ends in ((client, upstream), (upstream, client)):
+                threading.Thread(target=pump, args=ends, daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stopped.set()
+        listener.close()
+
+
+def test_a_storm_of_subscribes_is_answered_in_full_by_a_small_pool(
+    stack_env: dict[str, str], logs_dir: Path, web: str, redis_url: str
+) -> None:
+    cookie = identity_cookie(web)
+    owner = ProgressClient(web, cookie)
+    task = owner.start("simulate", duration=30, seed=1)
+    redis_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    try:
+        # Two Redis connections, each round trip 40 ms: one read per subscribe
+        # would keep the last of them waiting for a connection for seconds.
+        with slow_link(redis_port, 0.02) as port:
+            env = {
+                **stack_env,
+                "REDIS_URL": f"redis://127.0.0.1:{port}/0",
+                "REDIS_MAX_CONNECTIONS": "2",
+            }
+            with extra_web(env, logs_dir, "web-small-pool") as base:
+                stranger = RawSocketIO(base, identity_cookie(web))
+                clients = [RawSocketIO(base, cookie) for _ in range(STORM)]
+                try:
+                    before = owner.call("subscribe", {"task_id": task["task_id"]})["task"]
+                    subscribe = json.dumps(["subscribe", {"task_id": task["task_id"]}])
+                    # Every subscribe on the wire before the first answer is read.
+                    for client in [*clients, stranger]:
+                        client.ws.settimeout(60)
+                        client.send(subscribe)
+                    answers = [json.loads(client.answer(1)) for client in clients]
+                    refused = json.loads(stranger.answer(1))
+                finally:
+                    for client in [*clients, stranger]:
+                        client.close()
+    finally:
+        owner.call("cancel", {"task_id": task["task_id"]})
+        owner.close()
+    refusals = [error_code(a[0]) for a in answers if not a[0].get("ok")]
+    assert refusals == []
+    seqs = [a[0]["task"]["seq"] for a in answers if a[0]["task"]["task_id"] == task["task_id"]]
+    assert len(seqs) == STORM and min(seqs) >= before["seq"]
+    # The one stranger in the storm learns nothing: the task is not found.
+    assert error_code(refused[0]) == "not_found"
