@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-_LARGEST = sys.float_info.max
+LARGEST = sys.float_info.max
 
 
 class Unencodable(ValueError):
@@ -32,12 +32,12 @@ def finite_number(value: Any) -> int | float | None:
     if kind is float:  # the common cases first: this runs on every update
         return value if math.isfinite(value) else None
     if kind is int:
-        return value if -_LARGEST <= value <= _LARGEST else None
+        return value if -LARGEST <= value <= LARGEST else None
     if kind is bool or not isinstance(value, numbers.Real):
         return None
     if isinstance(value, numbers.Integral):
         whole = int(value)
-        return whole if -_LARGEST <= whole <= _LARGEST else None
+        return whole if -LARGEST <= whole <= LARGEST else None
     number = float(value)
     return number if math.isfinite(number) else None
 

@@ -91,6 +91,7 @@ class Progress:
         self._autoflush = autoflush
         self.last_snapshot: dict[str, Any] | None = None
         self._warned = False
+        self._shown_current: float = 0
 
     def update(
         self, current: float, total: float | None = None, message: str | None = None
@@ -98,11 +99,10 @@ class Progress:
         """Set the progress; pushed now unless one was pushed < interval ago.
 
         A `current` that is not a finite number (NaN, ±infinity) is ignored:
-        the bar keeps its last one. Such a `total` makes the total unknown."""
-        if finite_number(current) is None:
-            self._not_a_number("current", current)
-        else:
-            self.current = current
+        the bar keeps its last one (checked when a snapshot is made, not
+        here: this runs on every step). Such a `total` makes the total
+        unknown."""
+        self.current = current
         if total is not None:
             self.total = finite_number(total)
             if self.total is None:
@@ -289,6 +289,12 @@ class Progress:
 
     def snapshot(self, now: float) -> dict[str, Any]:
         """The SNAPSHOT of this task as of `now`, without seq."""
+        shown = finite_number(self.current)
+        if shown is None:
+            self._not_a_number("current", self.current)
+            self.current = self._shown_current
+        else:
+            self._shown_current = self.current = shown
         self._rate.sample(self.current, now)
         running = self.state == "running"
         return snapshot(
