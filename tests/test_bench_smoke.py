@@ -7,9 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.stack import ROOT
 
 
+# Every scenario starts stacks of its own (four web processes for the
+# scale-out, three servers for idle connections): about a minute alone, more
+# beside the rest of the suite.
+@pytest.mark.timeout(300)
 def test_bench_quick_writes_table_json_and_plot(tmp_path: Path) -> None:
     run = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
