@@ -12,8 +12,8 @@ import pytest
 from tests.stack import ROOT
 
 
-# Every scenario starts stacks of its own (four web processes for the
-# scale-out, three servers for idle connections): about a minute alone, more
+# The scenarios start stacks of their own (four web processes for the
+# scale-out, another for idle connections): about a minute alone, more
 # beside the rest of the suite.
 @pytest.mark.timeout(300)
 def test_bench_quick_writes_table_json_and_plot(tmp_path: Path) -> None:
