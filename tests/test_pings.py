@@ -11,14 +11,7 @@ from engineio import packet
 from engineio.socket import Socket
 
 from progressbar.web.pings import Pinger, share_pings
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clock import Clock
 
 
 class Server:

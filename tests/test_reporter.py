@@ -12,18 +12,8 @@ from progressbar.snapshot import FIELDS, queued_snapshot
 from progressbar.store import dumps
 from progressbar.worker.rate import EMA
 from progressbar.worker.reporter import UNSHOWN_RESULT
+from tests.clock import Clock
 from tests.stack import strict_json, wait_until
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def tick(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Sink:
