@@ -45,6 +45,17 @@ def time_collections(folder: Path) -> None:
 
 
 if __name__ == "__main__":
+    import os
+
+    if os.environ.get("GC_THRESHOLD"):
+        gc.set_threshold(*map(int, os.environ["GC_THRESHOLD"].split(",")))
+    if os.environ.get("GC_FREEZE_AFTER_FULL"):
+
+        def refreeze(phase: str, info: dict[str, Any]) -> None:
+            if phase == "stop" and info["generation"] == 2:
+                gc.freeze()
+
+        gc.callbacks.append(refreeze)
     time_collections(Path(sys.argv[1]))
     sys.argv = ["app.py"]
     runpy.run_path("app.py", run_name="__main__")
