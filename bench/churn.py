@@ -1,4 +1,4 @@
-"""`python -m bench.churn [--slots 100] [--per-slot 10] [--seconds 20] [--gc]`:
+"""`python -m bench.churn [--slots 100] [--per-slot 10] [--rate 5] [--seconds 20] [--gc]`:
 watchers on one web process while tasks come and go.
 
 Each of `slots` identities has `per_slot` pages open (Socket.IO connections
@@ -42,7 +42,7 @@ from bench.stack import BenchStack, cpu_seconds, rss_mb, scenario_parser
 from tests.stack import identity_cookie
 
 NAMESPACE = "/progress"
-UPDATES, RATE = 15, 5  # a task of 3 s, 5 updates a second
+TASK_SECONDS, RATE = 3, 5  # a task of 3 s, 5 updates a second
 TERMINAL = {"succeeded", "failed", "cancelled", "lost"}
 WARM_UP = 5.0  # seconds of churn before the window: every slot has turned over
 ACK_TIMEOUT = 60.0
@@ -140,8 +140,10 @@ async def slot(
     pages: list[tuple[int, socketio.AsyncClient]],
     ended: dict[str, asyncio.Event],
     stop: asyncio.Event,
+    rate: float,
 ) -> None:
     """One identity's pages: a task at a time, the next started as one ends."""
+    updates = max(1, round(TASK_SECONDS * rate))
     (owner_page, owner), *others = pages
     previous: str | None = None
     while not stop.is_set():
@@ -149,7 +151,7 @@ async def slot(
             call(m, client, page, "unsubscribe", {"task_id": previous})
             for page, client in (pages if previous else [])
         ]
-        params = {"kind": "ticker", "params": {"updates": UPDATES, "rate": RATE}}
+        params = {"kind": "ticker", "params": {"updates": updates, "rate": rate}}
         answer, *_ = await asyncio.gather(call(m, owner, owner_page, "start", params), *dismiss)
         if not answer.get("ok"):
             await asyncio.sleep(1)
@@ -162,7 +164,7 @@ async def slot(
         )
         try:
             done = ended.setdefault(task_id, asyncio.Event())
-            await asyncio.wait_for(done.wait(), UPDATES / RATE + 30)
+            await asyncio.wait_for(done.wait(), TASK_SECONDS + 30)
         except TimeoutError:
             m.stalled += 1  # its end never came: start the next anyway
         ended.pop(task_id, None)
@@ -196,6 +198,7 @@ def churn(
     seconds: float,
     gc_folder: Path | None = None,
     warm_up: float = WARM_UP,
+    rate: float = RATE,
 ) -> dict[str, Any]:
     """`slots` identities of `per_slot` pages each, a 3 s task at a time per slot."""
     cookies = [identity_cookie(stack.base_url) for _ in range(slots)]
@@ -211,10 +214,8 @@ def churn(
         gc.freeze()
         stop = asyncio.Event()
         pages = list(enumerate(clients))
-        loops = [
-            asyncio.create_task(slot(m, pages[k * per_slot : (k + 1) * per_slot], ended, stop))
-            for k in range(slots)
-        ]
+        groups = [pages[k * per_slot : (k + 1) * per_slot] for k in range(slots)]
+        loops = [asyncio.create_task(slot(m, group, ended, stop, rate)) for group in groups]
         await asyncio.sleep(warm_up)
         if gc_folder:
             os.kill(web, signal.SIGUSR1)
@@ -235,6 +236,7 @@ def churn(
     result: dict[str, Any] = {
         "watchers": slots * per_slot,
         "slots": slots,
+        "updates_per_s": rate,
         "seconds": seconds,
         "deliveries_per_s": round(m.deliveries / seconds, 1),
         **summary(m.latencies_ms),
@@ -277,6 +279,7 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=100)
     parser.add_argument("--per-slot", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--rate", type=float, default=RATE, help="updates/s of each task")
     parser.add_argument("--gc", action="store_true", help="time the web process's collections")
     args = parser.parse_args()
     stack = BenchStack(WORKER, {**SETTINGS, **dict(args.set)})
@@ -285,7 +288,7 @@ def main() -> None:
         folder = Path(tempfile.mkdtemp(prefix="progressbar-gc-"))
         stack.web_args = (stack.web_args[0], "-m", "bench.gc_web", str(folder))
     with stack:
-        result = churn(stack, args.slots, args.per_slot, args.seconds, folder)
+        result = churn(stack, args.slots, args.per_slot, args.seconds, folder, rate=args.rate)
     show(result)
     result.pop("samples_ms")
     print(json.dumps(result))
