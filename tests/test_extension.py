@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from celery import Task, shared_task
 from flask import Flask, session
@@ -312,3 +314,17 @@ def test_the_hosts_session_still_serves_its_pages() -> None:
         client.get("/remember")
         assert client.get("/recall").text == "yes"
     assert app.session_interface.get_cookie_name(app) == "session"
+
+
+def test_one_result_backend_serves_every_thread() -> None:
+    # Under eventlet or gevent every Socket.IO event is a thread of its own:
+    # a backend each would mean a Redis pool and a pub/sub connection each.
+    app = Flask("host")
+    app.config["SECRET_KEY"] = "x"
+    ProgressBar(app)
+    celery = app.extensions["celery"]
+    seen: list[object] = []
+    thread = threading.Thread(target=lambda: seen.append(celery.backend))
+    thread.start()
+    thread.join()
+    assert seen == [celery.backend]
