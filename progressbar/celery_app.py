@@ -30,8 +30,8 @@ def celery_init_app(
         # One result backend for the process, not one per thread: under
         # eventlet or gevent every Socket.IO event runs in a green thread of
         # its own, and each built a backend, a Redis pool and a pub/sub
-        # connection to send one task (about 2 ms of the web process's CPU
-        # per start).
+        # connection to send one task (about 2.5 ms of the web process's
+        # CPU per start).
         result_backend_thread_safe=True,
         worker_concurrency=settings.worker_concurrency,
         worker_prefetch_multiplier=1,
