@@ -180,7 +180,7 @@ class ProgressBar:
     ) -> None:
         """Serve `app` with its Socket.IO server, tuned for many open bars:
         under eventlet, TCP_NODELAY and room for `max_connections`; in every
-        mode, start-up objects kept out of full garbage collections. Call it
+        mode, full garbage collections kept short (`web/collector.py`). Call it
         from your web entry point, after `eventlet.monkey_patch()` if you use
         eventlet. `options` go to Flask-SocketIO's `run`."""
         serve.run(self.socketio, app, host, port, max_connections, **options)
