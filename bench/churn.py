@@ -14,11 +14,12 @@ second, and joins, leaves, subscribes and unsubscribes a task channel for each
 task.
 
 Printed, over `seconds` after a warm-up: deliveries/s, push latency (update()
-to the watcher) p50/p99/max, updates lost (by seq, per watcher and task),
-starts/s, the acks of start, subscribe and unsubscribe, the web process's CPU
-(fraction of one core) and RSS, and the load generator's CPU. With `--gc` the
+to the watcher) p50/p99/max, starts/s, the acks of start, subscribe and
+unsubscribe, the web process's CPU (fraction of one core) and RSS, and the
+load generator's CPU. With `--gc` the
 web process runs under `bench.gc_web` and its garbage collections in the
-window are reported too (count, pauses by generation).
+window are reported too (count, pauses by generation). Updates lost are
+counted over the whole run, by seq, per watcher and task.
 """
 
 from __future__ import annotations
@@ -68,31 +69,33 @@ class Churn:
         return self.window[0] <= now <= self.window[1]
 
     def push(self, page: int, snapshot: dict[str, Any], now: float) -> None:
+        # Seqs are kept from first to last, the window aside: a push that came
+        # just before it and an ack just inside it would look like a gap.
+        self.seqs[(page, snapshot["task_id"])].append(snapshot["seq"])
         if not self.inside(now):
             return
         self.deliveries += 1
-        self.seqs[(page, snapshot["task_id"])].append(snapshot["seq"])
         sent = update_time(snapshot) if snapshot.get("state") == "running" else None
         if sent is not None:
             self.latencies_ms.append((now - sent) * 1000)
 
     def ack(self, event: str, page: int, answer: Any, began: float) -> bool:
         """An ack; its snapshot, if it carries one, counts as seen by `page`."""
-        now = time.time()
         ok = isinstance(answer, dict) and answer.get("ok") is True
-        if not self.inside(now):
+        if ok and isinstance(answer.get("task"), dict):
+            task = answer["task"]
+            self.seqs[(page, task["task_id"])].append(task["seq"])
+        if not self.inside(time.time()):
             return ok
         self.acks_ms[event].append((time.perf_counter() - began) * 1000)
         if not ok:
             code = answer.get("error", {}).get("code") if isinstance(answer, dict) else None
             self.refused[f"{event} {code}"] += 1
-        elif isinstance(answer.get("task"), dict):
-            task = answer["task"]
-            self.seqs[(page, task["task_id"])].append(task["seq"])
         return ok
 
     def lost(self) -> int:
-        """Updates missing between the first and last one each page saw of a task."""
+        """Updates missing between the first and last one each page saw of a
+        task (over the whole run)."""
         return sum(max(s) - min(s) + 1 - len(set(s)) for s in self.seqs.values())
 
 
