@@ -5,6 +5,8 @@ Every collection's generation and pause are kept; on SIGUSR1 the ones since
 the previous signal are written into DIR as the next numbered JSON file
 (`gc-N.json`: a list of [generation, pause ms, objects collected]) and
 forgotten, so a scenario brackets its measuring window with two signals.
+`GC_THRESHOLD=700,10,10` in its environment sets the collector's thresholds
+first, to try others (`python -m bench.churn --gc --set GC_THRESHOLD=...`).
 """
 
 if __name__ == "__main__":
@@ -49,13 +51,6 @@ if __name__ == "__main__":
 
     if os.environ.get("GC_THRESHOLD"):
         gc.set_threshold(*map(int, os.environ["GC_THRESHOLD"].split(",")))
-    if os.environ.get("GC_FREEZE_AFTER_FULL"):
-
-        def refreeze(phase: str, info: dict[str, Any]) -> None:
-            if phase == "stop" and info["generation"] == 2:
-                gc.freeze()
-
-        gc.callbacks.append(refreeze)
     time_collections(Path(sys.argv[1]))
     sys.argv = ["app.py"]
     runpy.run_path("app.py", run_name="__main__")
