@@ -1,7 +1,7 @@
 """`python -m bench [--quick]`: run every scenario on the real stack, print one table,
 write the figures as JSON and draw the plots.
 
-The full run takes about eight minutes on a 2-core machine; `--quick` is a
+The full run takes about nine minutes on a 2-core machine; `--quick` is a
 seconds-long smoke run of the same code (figures not meaningful).
 """
 
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import connections, fanout, scaleout, scenarios, storm
+from bench import churn, connections, fanout, scaleout, scenarios, storm
 from bench.report import plot, table
 from bench.stack import BenchStack
 
@@ -36,6 +36,8 @@ FULL = {
     "connections_hold": 30,
     "storm_watchers": 1000,
     "storm_rounds": 3,
+    # Slots of one task at a time, watchers per slot, seconds measured.
+    "churn": (100, 10, 20),
 }
 QUICK = {
     "latency_updates": 20,
@@ -53,6 +55,7 @@ QUICK = {
     "connections_hold": 1,
     "storm_watchers": 20,
     "storm_rounds": 1,
+    "churn": (3, 3, 2),
 }
 
 
@@ -94,6 +97,8 @@ def run(sizes: dict[str, Any]) -> dict[str, Any]:
             stack, sizes["poll_watchers"], 10, sizes["poll_seconds"]
         )
         results["storm"] = storm.storms(stack, sizes["storm_watchers"], sizes["storm_rounds"])
+        slots, per_slot, seconds = sizes["churn"]
+        results["churn"] = churn.churn(stack, slots, per_slot, seconds, warm_up=min(5, seconds))
     # Four web processes, each hosting a quarter of the rooms.
     webs = BenchStack(env_extra={"MAX_ACTIVE_TASKS": "100000"}, webs=scaleout.WEBS)
     with webs as stack:
@@ -118,7 +123,8 @@ def main() -> None:
     name = "quick" if args.quick else "results"
     print(table(results))
     slim = json.loads(json.dumps(results, default=str))
-    for section in [slim["latency"], slim["browser"], *slim["fanout"], slim["storm"]["subscribe"]]:
+    samples = [slim["latency"], slim["browser"], *slim["fanout"], slim["storm"]["subscribe"]]
+    for section in [*samples, slim["churn"]]:
         section.pop("samples_ms", None)
     (args.out / f"{name}.json").write_text(json.dumps(slim, indent=2) + "\n")
     plot(results, args.out / f"{name}.png")

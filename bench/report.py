@@ -70,6 +70,8 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         ),
         _storm_row(r["storm"]),
     ]
+    if "churn" in r:
+        out.append(_churn_row(r["churn"]))
     if "scaleout" in r:
         so = r["scaleout"]
         ceiling = so["ceiling_pushes_per_s"]
@@ -138,6 +140,25 @@ def _storm_row(storm: dict[str, Any]) -> tuple[str, str, str, str]:
     )
 
 
+def _churn_row(c: dict[str, Any]) -> tuple[str, str, str, str]:
+    sub = c.get("subscribe_ack", {})
+    return (
+        f"churn: {c['watchers']:,} watchers, {c['slots']} tasks of 3 s at 5 updates/s, "
+        "each restarted as it ends (start, subscribes, unsubscribes)",
+        f"{c['deliveries_per_s']:,}/s delivered, p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms, "
+        f"max {c['max_ms']} ms, lost {c['lost']}; {c['starts_per_s']} starts/s; subscribe ack "
+        f"p50 {sub.get('p50_ms')} ms, p99 {sub.get('p99_ms')} ms; web CPU {c['web_cpu']:.0%}, "
+        f"RSS {c['web_rss_mb']} MB; load generator CPU {c['load_generator_cpu']:.0%}",
+        "p99 <= 50 ms, web CPU <= 30% at about 5,000 deliveries/s (>= 4,750), 0 lost",
+        _check(
+            c["p99_ms"] <= 50
+            and c["web_cpu"] <= 0.3
+            and c["deliveries_per_s"] >= 4750
+            and c["lost"] == 0
+        ),
+    )
+
+
 def table(r: dict[str, Any]) -> str:
     lines = [f"progressbar benchmarks on {r['machine']} ({r['started']})", ""]
     lines.append("| scenario | measured | target | |")
@@ -174,6 +195,8 @@ def plot(r: dict[str, Any], path: Path) -> None:
             r["storm"]["subscribe"]["samples_ms"],
         ),
     ]
+    if "churn" in r:
+        series.append((f"churn, {r['churn']['watchers']} watchers", r["churn"]["samples_ms"]))
     for label, samples in series:
         if samples:
             values = sorted(samples)

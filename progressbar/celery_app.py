@@ -27,6 +27,12 @@ def celery_init_app(
         # Results are kept as Celery keeps them (`AsyncResult(id).get()`), for
         # tracked tasks too; the bar has its own copy in the final snapshot.
         result_backend=url,
+        # One result backend for the process, not one per thread: under
+        # eventlet or gevent every Socket.IO event runs in a green thread of
+        # its own, and each built a backend, a Redis pool and a pub/sub
+        # connection to send one task (about 2.5 ms of the web process's
+        # CPU per start).
+        result_backend_thread_safe=True,
         worker_concurrency=settings.worker_concurrency,
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,

@@ -23,7 +23,7 @@ from .reads import Reads
 from .settings import Settings
 from .state import EXTENSION, State, state
 from .store import Store, connect
-from .web import api, payloads, pings, serve, views, watchdog
+from .web import api, payloads, pings, serve, sessions, views, watchdog
 from .web.address import client_address
 from .web.identity import current_identity, session_identity
 from .web.message_queue import ResilientRedisManager, hosted_channel, queue_manager
@@ -154,6 +154,7 @@ class ProgressBar:
             )
             # One task pings every connection, rather than one task each.
             pings.share_pings(self.socketio.server.eio)
+        sessions.skip_event_sessions(app)
         # For pages: `new ProgressClient({transports: {{ progressbar_transports()|tojson }}})`.
         app.add_template_global(lambda: transports, "progressbar_transports")
 
@@ -179,7 +180,7 @@ class ProgressBar:
     ) -> None:
         """Serve `app` with its Socket.IO server, tuned for many open bars:
         under eventlet, TCP_NODELAY and room for `max_connections`; in every
-        mode, start-up objects kept out of full garbage collections. Call it
+        mode, full garbage collections kept short (`web/collector.py`). Call it
         from your web entry point, after `eventlet.monkey_patch()` if you use
         eventlet. `options` go to Flask-SocketIO's `run`."""
         serve.run(self.socketio, app, host, port, max_connections, **options)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from celery import Task, shared_task
-from flask import Flask
+from flask import Flask, session
 from itsdangerous import URLSafeSerializer
 
 from demo import create_app
@@ -299,3 +301,30 @@ def test_a_celery_app_handed_to_init_app_is_the_apps_from_then_on() -> None:
     # Refused for what it is (not tracked), not as a replaced Celery app.
     with app.test_request_context(), pytest.raises(TypeError, match="not tracked"):
         progress_bars.start(plain.s(), owner="someone")
+
+
+def test_the_hosts_session_still_serves_its_pages() -> None:
+    app = Flask("host")
+    app.config["SECRET_KEY"] = "x"
+    ProgressBar(app)
+    app.add_url_rule("/remember", "remember", lambda: session.update(seen="yes") or "ok")
+    app.add_url_rule("/recall", "recall", lambda: session.get("seen", "no"))
+    with app.test_client() as client:
+        assert client.get("/recall").text == "no"
+        client.get("/remember")
+        assert client.get("/recall").text == "yes"
+    assert app.session_interface.get_cookie_name(app) == "session"
+
+
+def test_one_result_backend_serves_every_thread() -> None:
+    # Under eventlet or gevent every Socket.IO event is a thread of its own:
+    # a backend each would mean a Redis pool and a pub/sub connection each.
+    app = Flask("host")
+    app.config["SECRET_KEY"] = "x"
+    ProgressBar(app)
+    celery = app.extensions["celery"]
+    seen: list[object] = []
+    thread = threading.Thread(target=lambda: seen.append(celery.backend))
+    thread.start()
+    thread.join()
+    assert seen == [celery.backend]

@@ -4,14 +4,14 @@
 One gevent worker (Socket.IO keeps each connection's state in its process:
 scale out with more such processes behind a load balancer), room for 10,000
 connections, the watchdog of the app running from the worker's start, and what
-the app built before serving kept out of the garbage collector's full passes,
-which otherwise stall every connection at once.
+the app built before serving, and what survives each full pass of the garbage
+collector, kept out of the next one (`collector`): full passes stall every
+connection at once.
 Settings given on the command line win over these.
 """
 
 from __future__ import annotations
 
-import gc
 from typing import Any
 
 worker_class = "gevent"
@@ -22,7 +22,8 @@ worker_connections = 10_000
 def post_worker_init(worker: Any) -> None:
     # The app is loaded and the worker patched: each app's watchdog starts
     # here, in the process that serves (not in the master, which forks).
+    from .collector import keep_full_collections_short
     from .watchdog import start_all
 
     start_all()
-    gc.freeze()
+    keep_full_collections_short()

@@ -3,14 +3,13 @@ beyond Flask-SocketIO's own `run`."""
 
 from __future__ import annotations
 
-import gc
 import socket
 from typing import Any
 
 from flask import Flask
 from flask_socketio import SocketIO
 
-from . import watchdog
+from . import collector, watchdog
 
 HTTP_BUFFER_BYTES = 2048
 
@@ -26,13 +25,14 @@ def run(
     served (each holds a green thread; eventlet's own default, 1,024, would
     stop accepting watchers past it). In every mode, what was built before
     serving is kept out of the garbage collector's full passes, which would
-    otherwise stall every connection at once when many are open.
+    otherwise stall every connection at once when many are open, and so is
+    what survives each full pass (`collector`).
     """
     watchdog.start(app)
     if socketio.async_mode == "eventlet":
         options.setdefault("protocol", _no_delay_protocol())
         options.setdefault("max_size", max_connections)
-    gc.freeze()
+    collector.keep_full_collections_short()
     socketio.run(app, host=host, port=port, **options)
 
 
