@@ -328,9 +328,7 @@ async def _run(stack: BenchStack, task_ids: list[tuple[str, str]], watchers: int
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
-        bars = [
-            Bar(http, stack.base_url, *task_ids[i % len(task_ids)]) for i in range(watchers)
-        ]
+        bars = [Bar(http, stack.base_url, *task_ids[i % len(task_ids)]) for i in range(watchers)]
         began = time.monotonic()
         for bar in bars:
             bar.since(began)
