@@ -24,9 +24,11 @@ import random
 import resource
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -59,6 +61,10 @@ SETTINGS = {
 }
 
 
+def log(what: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {what}", file=sys.stderr, flush=True)
+
+
 def backoff(attempt: int) -> float:
     """socket.io-client's delay before reconnect try `attempt` (0 first), in s."""
     ms = RECONNECT_MIN_S * 1000 * 2**attempt
@@ -72,11 +78,26 @@ class Refused(Exception):
     """A connect the server answered with an error: its code."""
 
 
+def _connected(packets: list[str]) -> None:
+    """Refused unless the packets hold the namespace's connect."""
+    if any(p.startswith(f"40{NAMESPACE},") for p in packets):
+        return
+    error = next((p for p in packets if p.startswith(f"44{NAMESPACE},")), None)
+    if error is None:
+        raise Refused(f"no connect: {packets[0][:40]}")
+    data = json.loads(error[len(f"44{NAMESPACE},") :])
+    raise Refused((data.get("data") or {}).get("code") or data.get("message", "refused"))
+
+
 class Bar:
     """One page's bar: a connection that comes back, as the browser client's does."""
 
-    def __init__(self, http: aiohttp.ClientSession, base_url: str, cookie: str, task_id: str):
+    def __init__(
+        self, http: aiohttp.ClientSession, base_url: str, transport: str, cookie: str, task_id: str
+    ) -> None:
         self.http = http
+        self.transport = transport
+        self.stage = ""
         self.base_url = base_url
         self.headers = {"Cookie": cookie}
         self.task_id = task_id
@@ -109,7 +130,7 @@ class Bar:
             try:
                 await asyncio.wait_for(self._open(), CONNECT_TIMEOUT_S)
             except Exception as exc:  # every failed try is retried, as the browser does
-                self.connect_failures[_failure(exc)] += 1
+                self.connect_failures[f"{_failure(exc)} ({self.stage})"] += 1
                 await _sleep(stop, backoff(attempt))
                 attempt += 1
                 continue
@@ -120,26 +141,30 @@ class Bar:
                 await _sleep(stop, backoff(0))
 
     async def _open(self) -> None:
-        url = self.base_url + "/socket.io/?EIO=4&transport=polling"
+        if self.transport == "websocket":
+            self.stage = "websocket"
+            ws = await self.http.ws_connect(
+                self._url("websocket"), headers=self.headers, autoping=False
+            )
+            await self._connect_namespace(ws)
+            self.ws = ws
+            self.opened_at = time.monotonic()
+            return
+        self.stage = "handshake"
+        url = self._url("polling")
         async with self.http.get(url, headers=self.headers) as response:
             opened = await _text(response)
         if not opened.startswith("0"):
             raise Refused(f"no open packet: {opened[:40]}")
         sid = json.loads(opened[1:])["sid"]
         url += f"&sid={sid}"
+        self.stage = "namespace"
         async with self.http.post(url, data=f"40{NAMESPACE},", headers=self.headers) as response:
             await _text(response)
         async with self.http.get(url, headers=self.headers) as response:
-            packets = (await _text(response)).split("\x1e")
-        if not any(p.startswith(f"40{NAMESPACE},") for p in packets):
-            error = next((p for p in packets if p.startswith(f"44{NAMESPACE},")), None)
-            if error is None:
-                raise Refused(f"no connect: {packets[0][:40]}")
-            data = json.loads(error[len(f"44{NAMESPACE},") :])
-            raise Refused((data.get("data") or {}).get("code") or data.get("message", "refused"))
-        ws_url = self.base_url.replace("http", "ws", 1) + (
-            f"/socket.io/?EIO=4&transport=websocket&sid={sid}"
-        )
+            _connected((await _text(response)).split("\x1e"))
+        self.stage = "upgrade"
+        ws_url = self._url("websocket") + f"&sid={sid}"
         ws = await self.http.ws_connect(ws_url, headers=self.headers, autoping=False)
         await ws.send_str("2probe")
         if await ws.receive_str() != "3probe":
@@ -148,6 +173,18 @@ class Bar:
         await ws.send_str("5")
         self.ws = ws
         self.opened_at = time.monotonic()
+
+    def _url(self, transport: str) -> str:
+        base = self.base_url.replace("http", "ws", 1) if transport == "websocket" else self.base_url
+        return f"{base}/socket.io/?EIO=4&transport={transport}"
+
+    async def _connect_namespace(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        opened = await ws.receive_str()
+        if not opened.startswith("0"):
+            raise Refused(f"no open packet: {opened[:40]}")
+        self.stage = "namespace"
+        await ws.send_str(f"40{NAMESPACE},")
+        _connected([await ws.receive_str()])
 
     async def _read(self) -> None:
         assert self.ws is not None
@@ -198,7 +235,7 @@ class Bar:
             # The browser drops an ack that comes late, but the server joined
             # the room all the same and its pushes move the bar: a late
             # answer still counts, as "late ok".
-            future.add_done_callback(lambda f: f.cancelled() or self._answered(f.result(), True))
+            future.add_done_callback(self._late)
             return
         except (asyncio.CancelledError, ConnectionError):
             self.acks.pop(ack_id, None)
@@ -207,6 +244,10 @@ class Bar:
         finally:
             self.asking = False
         self._answered(answer, False)
+
+    def _late(self, future: asyncio.Future[Any]) -> None:
+        if not future.cancelled():
+            self._answered(future.result(), True)
 
     def _answered(self, answer: Any, late: bool) -> None:
         ok = answer.get("ok") and (answer.get("task") or {}).get("task_id") == self.task_id
@@ -265,6 +306,17 @@ async def all_back(bars: list[Bar], give_up: float) -> float:
     return time.monotonic() - began
 
 
+def listen_overflows() -> int:
+    """Connections this machine's listening sockets dropped so far, their
+    accept queue full (all sockets: other processes count too)."""
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=True):
+        if names.startswith("TcpExt:"):
+            fields = dict(zip(names.split(), values.split(), strict=True))
+            return int(fields["ListenOverflows"])
+    return 0
+
+
 class Sampler:
     """The web process's CPU and peak RSS while it serves the comeback."""
 
@@ -313,11 +365,17 @@ def comeback(bars: list[Bar], restarted_at: float) -> dict[str, Any]:
 
 
 def restart(
-    watchers: int, tickers: int, rate: float = 1.0, profile: str | None = None
+    watchers: int,
+    tickers: int,
+    rate: float = 1.0,
+    transport: str = "polling",
+    profile: str | None = None,
 ) -> dict[str, Any]:
     """The scenario on a stack of its own: open the bars, restart the web
-    process on its port, and time every bar's return. `profile`: a file for
-    py-spy's samples of the new web process (collapsed stacks) (py-spy must be installed)."""
+        process on its port, and time every bar's return. `transport`: how a
+    bar opens, "polling" (the page's default, then the upgrade) or "websocket"
+    (a page served with SOCKETIO_TRANSPORTS=websocket). `profile`: a file for
+        py-spy's samples of the new web process (collapsed stacks) (py-spy must be installed)."""
     raise_open_files()
     stack = BenchStack(("--pool", "threads", "-c", str(tickers + 10)), SETTINGS)
     with stack:
@@ -332,7 +390,8 @@ def restart(
                 "watchers": watchers,
                 "tickers": len(task_ids),
                 "rate": rate,
-                **asyncio.run(_run(stack, task_ids, watchers, profile)),
+                "transport": transport,
+                **asyncio.run(_run(stack, task_ids, watchers, transport, profile)),
             }
         finally:
             for cookie, tasks in owned:
@@ -340,13 +399,20 @@ def restart(
 
 
 async def _run(
-    stack: BenchStack, task_ids: list[tuple[str, str]], watchers: int, profile: str | None
+    stack: BenchStack,
+    task_ids: list[tuple[str, str]],
+    watchers: int,
+    transport: str,
+    profile: str | None,
 ) -> dict[str, Any]:
     stop = asyncio.Event()
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
-        bars = [Bar(http, stack.base_url, *task_ids[i % len(task_ids)]) for i in range(watchers)]
+        bars = [
+            Bar(http, stack.base_url, transport, *task_ids[i % len(task_ids)])
+            for i in range(watchers)
+        ]
         began = time.monotonic()
         for bar in bars:
             bar.since(began)
@@ -357,7 +423,9 @@ async def _run(
 
         lives = [asyncio.create_task(open_later(bar)) for bar in bars]
         quiet = asyncio.create_task(ask_quiet(bars, stop))
+        log(f"opening {watchers} bars")
         opened_s = await all_back(bars, GIVE_UP_S + FIRST_OPEN_S)
+        log(f"opened in {opened_s:.1f} s; restarting the web process")
         opened = comeback(bars, began)
         # The load generator's collector pauses would count as the server's time.
         gc.collect()
@@ -369,6 +437,7 @@ async def _run(
         for bar in bars:
             bar.since(restarted_at)
         generator_cpu = resource.getrusage(resource.RUSAGE_SELF)
+        overflows = listen_overflows()
         web = await asyncio.to_thread(stack.start_web, "web0")
         down_s = time.monotonic() - restarted_at
         sampler = Sampler()
@@ -376,10 +445,25 @@ async def _run(
         spy = None
         if profile:
             spy = subprocess.Popen(
-                ["py-spy", "record", "-p", str(web.pid), "-o", profile, "-f", "raw", "-r", "50", "-d", "60"],
+                [
+                    "py-spy",
+                    "record",
+                    "-p",
+                    str(web.pid),
+                    "-o",
+                    profile,
+                    "-f",
+                    "raw",
+                    "-r",
+                    "50",
+                    "-d",
+                    "60",
+                ],
                 stdout=subprocess.DEVNULL,
             )
+        log(f"serving again after {down_s:.1f} s")
         await all_back(bars, GIVE_UP_S)
+        log("every bar back" if all(b.back_at for b in bars) else "gave up")
         took = time.monotonic() - restarted_at
         web_cpu_s, web_rss = sampler.stop()
         if spy is not None:
@@ -387,6 +471,7 @@ async def _run(
             await asyncio.to_thread(spy.wait)
         after = resource.getrusage(resource.RUSAGE_SELF)
         result = comeback(bars, restarted_at)
+        result["listen_overflows"] = listen_overflows() - overflows
         stop.set()
         for bar in bars:
             if bar.ws is not None:
@@ -418,9 +503,12 @@ def main() -> None:
     parser.add_argument("--watchers", type=int, default=10_000)
     parser.add_argument("--tickers", type=int, default=100)
     parser.add_argument("--rate", type=float, default=1.0, help="updates/s of each ticker")
-    parser.add_argument("--profile", metavar="FILE", help="py-spy samples of the comeback, collapsed stacks")
+    parser.add_argument("--transport", choices=("polling", "websocket"), default="polling")
+    parser.add_argument(
+        "--profile", metavar="FILE", help="py-spy samples of the comeback, collapsed stacks"
+    )
     args = parser.parse_args()
-    result = restart(args.watchers, args.tickers, args.rate, args.profile)
+    result = restart(args.watchers, args.tickers, args.rate, args.transport, args.profile)
     print(json.dumps(result, indent=2))
 
 
