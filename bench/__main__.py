@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import connections, fanout, scaleout, scenarios, storm
+from bench import connections, fanout, restart, scaleout, scenarios, storm
 from bench.report import plot, table
 from bench.stack import BenchStack
 
@@ -36,6 +36,8 @@ FULL = {
     "connections_hold": 30,
     "storm_watchers": 1000,
     "storm_rounds": 3,
+    # A web restart with open bars: (watchers, tickers).
+    "restart": (10_000, 100),
 }
 QUICK = {
     "latency_updates": 20,
@@ -53,6 +55,7 @@ QUICK = {
     "connections_hold": 1,
     "storm_watchers": 20,
     "storm_rounds": 1,
+    "restart": (40, 4),
 }
 
 
@@ -100,6 +103,7 @@ def run(sizes: dict[str, Any]) -> dict[str, Any]:
         connections.connections(watchers, server, sizes["connections_hold"])
         for server, watchers in sizes["connections"]
     ]
+    results["restart"] = restart.restart(*sizes["restart"])
     return results
 
 
