@@ -139,6 +139,12 @@ def test_bars_resume_after_the_web_process_restarts(
             expect(card(page, task_id)).to_have_attribute("data-state", "running", timeout=5000)
 
         restarted.stop()
+        # Polling requests the server answered from now on (refused ones fail).
+        polls: list[str] = []
+        page.on(
+            "requestfinished",
+            lambda r: polls.append(r.url) if "transport=polling" in r.url else None,
+        )
         expect(status).to_have_attribute("data-state", "disconnected", timeout=5000)
         # The other web process, on the same Redis, says when the short ones
         # have ended: they end while this page cannot hear it.
@@ -175,6 +181,9 @@ def test_bars_resume_after_the_web_process_restarts(
         task = card(page, running)
         expect(task).to_have_attribute("data-state", "succeeded", timeout=20000)
         expect(task.locator(".pb-percent")).to_have_text("100%")
+        # Its websocket had worked: it came back on one, without polling's
+        # handshake and upgrade (four requests to the server instead of one).
+        assert polls == []
         # The browser logs each refused reconnect; the page itself threw nothing.
         assert [e for e in errors if "ERR_CONNECTION_REFUSED" not in e] == []
     finally:
