@@ -9,7 +9,8 @@ Each bar reconnects as the browser client does (socket.io-client 4 under
 that gets no answer gives up after 20 s; on connect it subscribes again, with
 a 5 s ack timeout, and a bar that heard nothing for 30 s asks again. It opens
 as the page does by default: a polling handshake (the namespace connect on
-it), then the websocket upgrade, carrying its identity cookie every time.
+it), then the websocket upgrade; once a websocket has worked, it reconnects
+with one first. It carries its identity cookie every time.
 The load generator speaks the text protocol over one aiohttp session, so that
 ten thousand bars fit beside the server (see bench/connections.py).
 """
@@ -93,10 +94,11 @@ class Bar:
     """One page's bar: a connection that comes back, as the browser client's does."""
 
     def __init__(
-        self, http: aiohttp.ClientSession, base_url: str, transport: str, cookie: str, task_id: str
+        self, http: aiohttp.ClientSession, base_url: str, client: str, cookie: str, task_id: str
     ) -> None:
         self.http = http
-        self.transport = transport
+        self.client = client
+        self.upgraded = False
         self.stage = ""
         self.base_url = base_url
         self.headers = {"Cookie": cookie}
@@ -141,15 +143,30 @@ class Bar:
                 await _sleep(stop, backoff(0))
 
     async def _open(self) -> None:
-        if self.transport == "websocket":
-            self.stage = "websocket"
-            ws = await self.http.ws_connect(
-                self._url("websocket"), headers=self.headers, autoping=False
-            )
+        if self.client == "websocket" or (self.client == "browser" and self.upgraded):
+            try:
+                await self._open_websocket()
+                return
+            except Exception:
+                # The browser goes on to polling in the same try (tryAllTransports).
+                if self.client == "websocket":
+                    raise
+        await self._open_polling()
+        self.upgraded = True
+
+    async def _open_websocket(self) -> None:
+        self.stage = "websocket"
+        url = self._url("websocket")
+        ws = await self.http.ws_connect(url, headers=self.headers, autoping=False)
+        try:
             await self._connect_namespace(ws)
-            self.ws = ws
-            self.opened_at = time.monotonic()
-            return
+        except BaseException:
+            await ws.close()
+            raise
+        self.ws = ws
+        self.opened_at = time.monotonic()
+
+    async def _open_polling(self) -> None:
         self.stage = "handshake"
         url = self._url("polling")
         async with self.http.get(url, headers=self.headers) as response:
@@ -368,14 +385,17 @@ def restart(
     watchers: int,
     tickers: int,
     rate: float = 1.0,
-    transport: str = "polling",
+    client: str = "browser",
     profile: str | None = None,
 ) -> dict[str, Any]:
     """The scenario on a stack of its own: open the bars, restart the web
-        process on its port, and time every bar's return. `transport`: how a
-    bar opens, "polling" (the page's default, then the upgrade) or "websocket"
-    (a page served with SOCKETIO_TRANSPORTS=websocket). `profile`: a file for
-        py-spy's samples of the new web process (collapsed stacks) (py-spy must be installed)."""
+    process on its port, and time every bar's return. `client`: how a bar
+    opens. "browser": as the page's client, polling then the upgrade at
+    first, websocket first (polling behind it) once a websocket has worked;
+    "polling": polling then the upgrade every time (the client before it
+    remembered); "websocket": a page served SOCKETIO_TRANSPORTS=websocket.
+    `profile`: a file for py-spy's samples of the new web process, as
+    collapsed stacks (py-spy must be installed)."""
     raise_open_files()
     stack = BenchStack(("--pool", "threads", "-c", str(tickers + 10)), SETTINGS)
     with stack:
@@ -390,8 +410,8 @@ def restart(
                 "watchers": watchers,
                 "tickers": len(task_ids),
                 "rate": rate,
-                "transport": transport,
-                **asyncio.run(_run(stack, task_ids, watchers, transport, profile)),
+                "client": client,
+                **asyncio.run(_run(stack, task_ids, watchers, client, profile)),
             }
         finally:
             for cookie, tasks in owned:
@@ -402,7 +422,7 @@ async def _run(
     stack: BenchStack,
     task_ids: list[tuple[str, str]],
     watchers: int,
-    transport: str,
+    client: str,
     profile: str | None,
 ) -> dict[str, Any]:
     stop = asyncio.Event()
@@ -410,8 +430,7 @@ async def _run(
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
         bars = [
-            Bar(http, stack.base_url, transport, *task_ids[i % len(task_ids)])
-            for i in range(watchers)
+            Bar(http, stack.base_url, client, *task_ids[i % len(task_ids)]) for i in range(watchers)
         ]
         began = time.monotonic()
         for bar in bars:
@@ -503,12 +522,12 @@ def main() -> None:
     parser.add_argument("--watchers", type=int, default=10_000)
     parser.add_argument("--tickers", type=int, default=100)
     parser.add_argument("--rate", type=float, default=1.0, help="updates/s of each ticker")
-    parser.add_argument("--transport", choices=("polling", "websocket"), default="polling")
+    parser.add_argument("--client", choices=("browser", "polling", "websocket"), default="browser")
     parser.add_argument(
         "--profile", metavar="FILE", help="py-spy samples of the comeback, collapsed stacks"
     )
     args = parser.parse_args()
-    result = restart(args.watchers, args.tickers, args.rate, args.transport, args.profile)
+    result = restart(args.watchers, args.tickers, args.rate, args.client, args.profile)
     print(json.dumps(result, indent=2))
 
 
