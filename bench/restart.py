@@ -35,7 +35,7 @@ from typing import Any
 import aiohttp
 
 from bench.connections import raise_open_files
-from bench.fanout import cancel_all, start_tickers
+from bench.fanout import start_tickers
 from bench.scenarios import summary
 from bench.stack import BenchStack, cpu_seconds, rss_mb
 from tests.stack import identity_cookie
@@ -405,17 +405,14 @@ def restart(
             for i, cookie in enumerate(cookies)
         ]
         task_ids = [(cookie, task) for cookie, tasks in owned for task in tasks]
-        try:
-            return {
-                "watchers": watchers,
-                "tickers": len(task_ids),
-                "rate": rate,
-                "client": client,
-                **asyncio.run(_run(stack, task_ids, watchers, client, profile)),
-            }
-        finally:
-            for cookie, tasks in owned:
-                cancel_all(stack, cookie, tasks)
+        # The tickers end with the stack's worker.
+        return {
+            "watchers": watchers,
+            "tickers": len(task_ids),
+            "rate": rate,
+            "client": client,
+            **asyncio.run(_run(stack, task_ids, watchers, client, profile)),
+        }
 
 
 async def _run(
@@ -492,9 +489,9 @@ async def _run(
         result = comeback(bars, restarted_at)
         result["listen_overflows"] = listen_overflows() - overflows
         stop.set()
-        for bar in bars:
-            if bar.ws is not None:
-                await bar.ws.close()
+        # Cut, not closed one by one: the stack stops next.
+        for life in [*lives, quiet]:
+            life.cancel()
         await asyncio.gather(*lives, quiet, return_exceptions=True)
         gc.unfreeze()
     every_back = result["not_back"] == 0
