@@ -156,3 +156,20 @@ def test_a_reconnect_storm_waits_to_be_accepted_rather_than_being_dropped(
         for s in sockets:
             s.close()
         web.stop()
+
+
+def test_an_idle_http_connection_is_closed_so_it_holds_no_place(web: str) -> None:
+    """A page's polling connection stays open after its upgrade to websocket,
+    as long as the browser keeps idle connections: the web process closes it,
+    or after a restart such connections would fill its `max_connections`."""
+    host, port = web.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(f"GET /healthz HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += conn.recv(65536)
+        assert received.startswith(b"HTTP/1.1 200")
+        # Then nothing more is asked: the server ends the connection (an
+        # empty read), well before this socket's own 30 s timeout.
+        while conn.recv(65536):
+            pass

@@ -15,6 +15,8 @@ from flask_socketio import SocketIO
 from . import watchdog
 
 HTTP_BUFFER_BYTES = 2048
+# Seconds an HTTP connection may sit idle between requests before it is closed.
+KEEPALIVE_IDLE_S = 5
 
 
 def run(
@@ -36,6 +38,12 @@ def run(
     if socketio.async_mode == "eventlet":
         options.setdefault("protocol", _no_delay_protocol())
         options.setdefault("max_size", max_connections)
+        # A page's polling connection stays open after its upgrade to
+        # websocket, for as long as the browser keeps idle connections
+        # (minutes), and holds one of the `max_connections` green threads all
+        # that time: idle, it is closed, or a restart's reconnects (each one a
+        # websocket plus such a connection) would fill the pool and wait.
+        options.setdefault("keepalive", KEEPALIVE_IDLE_S)
         listening = _listen_backlog(max_connections)
     gc.freeze()
     with listening:
