@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import churn, connections, fanout, scaleout, scenarios, storm
+from bench import churn, connections, fanout, restart, scaleout, scenarios, storm
 from bench.report import plot, table
 from bench.stack import BenchStack
 
@@ -38,6 +38,8 @@ FULL = {
     "storm_rounds": 3,
     # Slots of one task at a time, watchers per slot, seconds measured.
     "churn": (100, 10, 20),
+    # A web restart with open bars: (watchers, tickers).
+    "restart": (10_000, 100),
 }
 QUICK = {
     "latency_updates": 20,
@@ -56,6 +58,7 @@ QUICK = {
     "storm_watchers": 20,
     "storm_rounds": 1,
     "churn": (3, 3, 2),
+    "restart": (40, 4),
 }
 
 
@@ -109,6 +112,7 @@ def run(sizes: dict[str, Any]) -> dict[str, Any]:
         connections.connections(watchers, server, sizes["connections_hold"])
         for server, watchers in sizes["connections"]
     ]
+    results["restart"] = restart.restart(*sizes["restart"])
     return results
 
 

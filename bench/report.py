@@ -94,7 +94,37 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             )
         )
     out += [_connections_row(c) for c in r.get("connections", [])]
+    if "restart" in r:
+        out.append(_restart_row(r["restart"]))
     return out
+
+
+def _restart_row(r: dict[str, Any]) -> tuple[str, str, str, str]:
+    """A web restart with N bars open: how long until every bar is back."""
+    back = r["back_s"]
+    refusals = {c: n for c, n in r["acks"].items() if c not in ("ok", "late ok", "timeout")}
+    took = "not all" if r["all_back_s"] is None else f"all in {r['all_back_s']} s"
+    figures = (
+        f"{r['back']:,} of {r['watchers']:,} bars back ({took}; serving again after "
+        f"{r['down_s']} s): p50 {back['p50_s']} s, p99 {back['p99_s']} s, max {back['max_s']} s; "
+        f"acks {r['acks']}; connect failures {r['connect_failures']}; web CPU "
+        f"{r['web_cpu']:.0%} ({r['web_cpu_s']} s), RSS {r['web_rss_mb']} MB"
+    )
+    met = r["all_back_s"] is not None and r["all_back_s"] <= r["target_s"] and not refusals
+    if r["watchers"] < 10_000:
+        return (
+            f"web restart, {r['watchers']:,} bars open",
+            figures,
+            "(smaller than the 10,000 target)",
+            "-",
+        )
+    return (
+        f"web restart, {r['watchers']:,} bars open ({r['tickers']} tasks x {r['rate']:g} "
+        f"updates/s), each reconnecting as the browser client does",
+        figures,
+        f"every bar back (ack and push) within {r['target_s']:g} s; 0 unavailable/not_found",
+        _check(met),
+    )
 
 
 def _connections_row(c: dict[str, Any]) -> tuple[str, str, str, str]:

@@ -15,9 +15,7 @@ def scenario_parser(doc: str | None) -> argparse.ArgumentParser:
     first paragraph as help, and `--set NAME=VALUE` (as often as needed) for
     settings of the stack's processes, read as `dict(args.set)`."""
     parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="NAME=VALUE", type=_setting
-    )
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", type=_setting)
     return parser
 
 

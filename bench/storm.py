@@ -119,8 +119,9 @@ def storms(stack: BenchStack, watchers: int, rounds: int) -> dict[str, Any]:
                 sub_counts.update(
                     outcomes(
                         answers,
-                        lambda a, t=task_id, s=before: a["task"]["task_id"] == t
-                        and a["task"]["seq"] >= s,
+                        lambda a, t=task_id, s=before: (
+                            a["task"]["task_id"] == t and a["task"]["seq"] >= s
+                        ),
                     )
                 )
                 cpu = cpu_seconds(stack.web.pid)
@@ -128,9 +129,7 @@ def storms(stack: BenchStack, watchers: int, rounds: int) -> dict[str, Any]:
                 cpu_used["list"] += cpu_seconds(stack.web.pid) - cpu
                 list_ms += ms
                 list_counts.update(
-                    outcomes(
-                        answers, lambda a, t=task_id: t in {x["task_id"] for x in a["tasks"]}
-                    )
+                    outcomes(answers, lambda a, t=task_id: t in {x["task_id"] for x in a["tasks"]})
                 )
                 # Its bars end: the next storm is for the next task alone.
                 cancel_all(stack, cookie, [task_id])

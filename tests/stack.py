@@ -438,6 +438,10 @@ class ProgressClient:
     ) -> None:
         self.pushes: list[Snapshot] = []
         self._cond = threading.Condition()
+        # No reconnection. Should a test want it, give the headers as a
+        # callable: python-engineio's client deletes the Cookie header from
+        # the dict it was given when it upgrades to websocket, so a reconnect
+        # would come without the identity and find its own tasks `not_found`.
         self.sio = socketio.Client(reconnection=False)
         self.sio.on("progress", self._on_progress, namespace="/progress")
         headers = {**(headers or {}), **({"Cookie": cookie} if cookie else {})}

@@ -6,9 +6,10 @@ import re
 from collections.abc import Iterator
 
 import pytest
+import requests
 from playwright.sync_api import Browser, Page, expect
 
-from tests.stack import Stack, page_errors
+from tests.stack import Stack, page_errors, wait_until
 
 # A page that dropped finished cards would do so on the final push: watching a
 # few frames longer shows the card stays.
@@ -118,31 +119,76 @@ def test_invalid_input_is_reported_next_to_the_form(page: Page) -> None:
     expect(page.locator(".task-card")).to_have_count(0)
 
 
-def test_bars_resume_after_the_web_process_restarts(browser: Browser, stack: Stack, worker):
-    """The socket drops and comes back: every visible bar resubscribes and catches up."""
-    web = stack.start_web("web-restart")
+def test_bars_resume_after_the_web_process_restarts(
+    browser: Browser, stack: Stack, worker, web: str
+) -> None:
+    """The socket drops and comes back: every bar resubscribes, a running one
+    moves on from where it was, and one that ended meanwhile shows how."""
+    restarted = stack.start_web("web-restart")
     context = browser.new_context(base_url=stack.url("web-restart"))
     try:
         page = context.new_page()
+        errors = page_errors(page)
         page.goto("/")
         status = page.locator("#connection-status")
         expect(status).to_have_attribute("data-state", "connected")
-        task_id = start(page, "simulate", duration=4, seed=6)
-        expect(card(page, task_id)).to_have_attribute("data-state", "running", timeout=5000)
+        running = start(page, "simulate", duration=12, seed=6)
+        ending = start(page, "simulate", duration=1.5, seed=7)
+        failing = start(page, "simulate", duration=1.5, fail_at=60, seed=8)
+        for task_id in (running, ending, failing):
+            expect(card(page, task_id)).to_have_attribute("data-state", "running", timeout=5000)
 
-        web.stop()
+        restarted.stop()
+        # Polling requests the server answered from now on (refused ones fail).
+        polls: list[str] = []
+        page.on(
+            "requestfinished",
+            lambda r: polls.append(r.url) if "transport=polling" in r.url else None,
+        )
         expect(status).to_have_attribute("data-state", "disconnected", timeout=5000)
-        seen_while_down = bar_value(page, task_id)
-        web = stack.start_web("web-restart")  # on the same port
+        # The other web process, on the same Redis, says when the short ones
+        # have ended: they end while this page cannot hear it.
+        cookies = {c["name"]: c["value"] for c in context.cookies()}
+        for task_id in (ending, failing):
+            wait_until(
+                lambda task_id=task_id: (
+                    requests.get(f"{web}/api/tasks/{task_id}", cookies=cookies, timeout=5).json()[
+                        "task"
+                    ]["state"]
+                    in ("succeeded", "failed")
+                ),
+                15,
+                f"task {task_id} ended",
+            )
+        seen_while_down = bar_value(page, running)
+        assert card(page, ending).get_attribute("data-state") == "running"
+        restarted = stack.start_web("web-restart")  # on the same port
 
         expect(status).to_have_attribute("data-state", "connected", timeout=15000)
-        task = card(page, task_id)
-        expect(task).to_have_attribute("data-state", "succeeded", timeout=15000)
+        expect(card(page, ending)).to_have_attribute("data-state", "succeeded", timeout=10000)
+        expect(card(page, ending).locator(".pb-percent")).to_have_text("100%")
+        expect(card(page, failing)).to_have_attribute("data-state", "failed", timeout=10000)
+        expect(card(page, failing).locator(".pb-error")).to_contain_text("Simulated failure")
+        # Still running, and moving on from where it stood.
+        page.wait_for_function(
+            """([id, before]) => {
+                 const card = document.querySelector(`.task-card[data-task-id='${id}']`);
+                 return card.dataset.state === "running"
+                   && card.querySelector("progress").value > before; }""",
+            arg=[running, seen_while_down],
+            timeout=10000,
+        )
+        task = card(page, running)
+        expect(task).to_have_attribute("data-state", "succeeded", timeout=20000)
         expect(task.locator(".pb-percent")).to_have_text("100%")
-        assert seen_while_down < 100
+        # Its websocket had worked: it came back on one, without polling's
+        # handshake and upgrade (four requests to the server instead of one).
+        assert polls == []
+        # The browser logs each refused reconnect; the page itself threw nothing.
+        assert [e for e in errors if "ERR_CONNECTION_REFUSED" not in e] == []
     finally:
         context.close()
-        web.stop()
+        restarted.stop()
 
 
 XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'

@@ -4,14 +4,24 @@ with the true state, by a web process with a handful of Redis connections."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.stack import ProgressClient, RawSocketIO, error_code, extra_web, identity_cookie
+from tests.stack import (
+    ProgressClient,
+    RawSocketIO,
+    Stack,
+    error_code,
+    extra_web,
+    identity_cookie,
+)
 
 STORM = 300
 
@@ -95,3 +105,71 @@ def test_a_storm_of_subscribes_is_answered_in_full_by_a_small_pool(
     assert len(seqs) == STORM and min(seqs) >= before["seq"]
     # The one stranger in the storm learns nothing: the task is not found.
     assert error_code(refused[0]) == "not_found"
+
+
+RECONNECTS = 300
+
+
+def waiting_to_be_accepted(port: int) -> int:
+    """Connections the kernel holds for the listener on `port`, accepted by
+    no one yet (its Recv-Q)."""
+    out = subprocess.run(
+        ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout
+    return int(out.split()[1])
+
+
+def settled(read: Callable[[], int], checks: int = 10) -> int:
+    """What `read` gives once two reads half a second apart agree."""
+    last = read()
+    for _ in range(checks):
+        time.sleep(0.5)
+        now = read()
+        if now == last:
+            break
+        last = now
+    return last
+
+
+def test_a_reconnect_storm_waits_to_be_accepted_rather_than_being_dropped(
+    stack: Stack, redis_url: str
+) -> None:
+    """After a restart every page reconnects at once, while the web process is
+    busy: each connection waits in the listen queue instead of its SYN being
+    dropped (which costs the client seconds of TCP retransmission)."""
+    web = stack.start_web("web-backlog")
+    port = stack.ports["web-backlog"]
+    sockets: list[socket.socket] = []
+    os.kill(web.pid, signal.SIGSTOP)  # busy: accepting nothing
+    try:
+        for _ in range(RECONNECTS):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            sockets.append(s)
+        # On loopback each connect completes in the kernel at once, or its SYN
+        # is dropped because the queue is full: read the queue once it is still.
+        queued = settled(lambda: waiting_to_be_accepted(port))
+        assert queued == RECONNECTS
+    finally:
+        os.kill(web.pid, signal.SIGCONT)
+        for s in sockets:
+            s.close()
+        web.stop()
+
+
+def test_an_idle_http_connection_is_closed_so_it_holds_no_place(web: str) -> None:
+    """A page's polling connection stays open after its upgrade to websocket,
+    as long as the browser keeps idle connections: the web process closes it,
+    or after a restart such connections would fill its `max_connections`."""
+    host, port = web.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(f"GET /healthz HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += conn.recv(65536)
+        assert received.startswith(b"HTTP/1.1 200")
+        # Then nothing more is asked: the server ends the connection (an
+        # empty read), well before this socket's own 30 s timeout.
+        while conn.recv(65536):
+            pass

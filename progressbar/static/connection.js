@@ -59,10 +59,15 @@ export class Connection {
     this.identityAsked = false;
     this.opened = false;
     this.everConnected = false;
-    // Credentials: the identity is a cookie, also across origins.
-    const options = { autoConnect: false, transports, withCredentials: true };
+    // Credentials: the identity is a cookie, also across origins. A try
+    // whose first transport fails goes on to the next (tryAllTransports).
+    const options = { autoConnect: false, transports, withCredentials: true, tryAllTransports: true };
     if (path) options.path = path;
     this.socket = io(target, options);
+    // After a web restart every open page reconnects at once, and a polling
+    // handshake with its upgrade costs the server four requests where a
+    // websocket costs one: once a websocket has worked, reconnects try it first.
+    this.socket.io.on("open", () => this.#preferWebsocketOnceItWorks());
     // Settles on the first connect: a request made while the page is still
     // connecting waits for it (a while) rather than being refused at once.
     this.firstConnect = new Promise((resolve) => this.socket.once("connect", resolve));
@@ -126,6 +131,18 @@ export class Connection {
   /** @returns {boolean} */
   get connected() {
     return this.socket.connected;
+  }
+
+  #preferWebsocketOnceItWorks() {
+    const manager = this.socket.io;
+    const engine = manager.engine;
+    const prefer = () => {
+      if (engine.transport?.name !== "websocket") return;
+      const others = manager.opts.transports.filter((name) => name !== "websocket");
+      manager.opts.transports = ["websocket", ...others];
+    };
+    prefer();
+    engine.once("upgrade", prefer);
   }
 
   #retrySoon() {

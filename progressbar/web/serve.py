@@ -4,6 +4,8 @@ beyond Flask-SocketIO's own `run`."""
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from flask import Flask
@@ -12,6 +14,8 @@ from flask_socketio import SocketIO
 from . import collector, watchdog
 
 HTTP_BUFFER_BYTES = 2048
+# Seconds an HTTP connection may sit idle between requests before it is closed.
+KEEPALIVE_IDLE_S = 5
 
 
 def run(
@@ -21,19 +25,50 @@ def run(
 
     Under eventlet: small frames leave at once (TCP_NODELAY: Nagle's algorithm
     would hold a push for the client's delayed ACK, ~40 ms, whenever it
-    follows another frame), and up to `max_connections` connections are
-    served (each holds a green thread; eventlet's own default, 1,024, would
-    stop accepting watchers past it). In every mode, what was built before
+    follows another frame), up to `max_connections` connections are served
+    (each holds a green thread; eventlet's own default, 1,024, would stop
+    accepting watchers past it), and as many may wait to be accepted (see
+    `_listen_backlog`). In every mode, what was built before
     serving is kept out of the garbage collector's full passes, which would
     otherwise stall every connection at once when many are open, and so is
     what survives each full pass (`collector`).
     """
     watchdog.start(app)
+    listening: AbstractContextManager[None] = nullcontext()
     if socketio.async_mode == "eventlet":
         options.setdefault("protocol", _no_delay_protocol())
         options.setdefault("max_size", max_connections)
+        # A page's polling connection stays open after its upgrade to
+        # websocket, for as long as the browser keeps idle connections
+        # (minutes), and holds one of the `max_connections` green threads all
+        # that time: idle, it is closed, or a restart's reconnects (each one a
+        # websocket plus such a connection) would fill the pool and wait.
+        options.setdefault("keepalive", KEEPALIVE_IDLE_S)
+        listening = _listen_backlog(max_connections)
     collector.keep_full_collections_short()
-    socketio.run(app, host=host, port=port, **options)
+    with listening:
+        socketio.run(app, host=host, port=port, **options)
+
+
+@contextmanager
+def _listen_backlog(backlog: int) -> Iterator[None]:
+    """Flask-SocketIO listens with eventlet's default backlog, 50 connections
+    waiting to be accepted. After a restart every open page reconnects
+    within a few seconds; past the backlog the kernel drops their SYNs, and
+    each dropped client waits out TCP's retransmission (1, 3, 7, 15 s...).
+    The kernel caps the backlog at net.core.somaxconn (4,096 by default)."""
+    import eventlet
+
+    listen = eventlet.listen
+
+    def listen_with_backlog(addr: Any, family: int = socket.AF_INET, **kwargs: Any) -> Any:
+        return listen(addr, family, **{"backlog": backlog, **kwargs})
+
+    eventlet.listen = listen_with_backlog
+    try:
+        yield
+    finally:
+        eventlet.listen = listen
 
 
 def _no_delay_protocol() -> type:

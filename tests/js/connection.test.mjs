@@ -166,3 +166,20 @@ test("it waits 5 s at most for the first connection, then answers offline", asyn
   const answer = await pending;
   assert.equal(answer.error.code, "offline");
 });
+
+test("once a websocket has worked, reconnects try it first, polling still behind it", (t) => {
+  const { socket } = connection(t);
+  assert.equal(socket.options.tryAllTransports, true);
+  socket.io.open();
+  assert.deepEqual(socket.io.opts.transports, ["polling", "websocket"]);
+  socket.io.upgrade();
+  assert.deepEqual(socket.io.opts.transports, ["websocket", "polling"]);
+  socket.io.open();
+  assert.equal(socket.io.engine.transport.name, "websocket");
+});
+
+test("a page served websocket only stays so", (t) => {
+  const { socket } = connection(t, { transports: ["websocket"] });
+  socket.io.open();
+  assert.deepEqual(socket.io.opts.transports, ["websocket"]);
+});

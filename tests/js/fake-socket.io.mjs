@@ -10,6 +10,51 @@ export function io(uri, options) {
   return socket;
 }
 
+class Emitter {
+  constructor() {
+    this.handlers = new Map();
+  }
+
+  on(event, handler) {
+    if (!this.handlers.has(event)) this.handlers.set(event, []);
+    this.handlers.get(event).push(handler);
+    return this;
+  }
+
+  once(event, handler) {
+    const wrapped = (...args) => {
+      this.handlers.set(event, (this.handlers.get(event) ?? []).filter((h) => h !== wrapped));
+      handler(...args);
+    };
+    return this.on(event, wrapped);
+  }
+
+  fire(event, ...args) {
+    for (const handler of [...(this.handlers.get(event) ?? [])]) handler(...args);
+  }
+}
+
+class FakeManager extends Emitter {
+  constructor(options) {
+    super();
+    this.opts = { ...options, transports: [...(options.transports ?? [])] };
+    this.engine = null;
+  }
+
+  /** An engine opens on `transport`, as the next try's first transport would. */
+  open(transport = this.opts.transports[0]) {
+    this.engine = new Emitter();
+    this.engine.transport = { name: transport };
+    this.fire("open");
+  }
+
+  /** The open engine moves to websocket. */
+  upgrade() {
+    this.engine.transport = { name: "websocket" };
+    this.engine.fire("upgrade", this.engine.transport);
+  }
+}
+
 class FakeSocket {
   constructor(uri, options) {
     this.uri = uri;
@@ -24,6 +69,8 @@ class FakeSocket {
     this.emitted = [];
     /** Answers at once when it returns an answer; undefined leaves it pending. */
     this.server = () => undefined;
+    /** The Manager: its options (transports) and its engine's transport. */
+    this.io = new FakeManager(options);
   }
 
   on(event, handler) {
