@@ -51,4 +51,24 @@ def _no_delay_protocol() -> type:
             self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             super().setup()
 
+        def get_environ(self) -> dict[str, Any]:
+            environ: dict[str, Any] = super().get_environ()
+            if environ.get("HTTP_UPGRADE", "").lower() == "websocket":
+                _shed_parsed_headers(self, environ)
+            return environ
+
     return NoDelayProtocol
+
+
+def _shed_parsed_headers(protocol: Any, environ: dict[str, Any]) -> None:
+    """Let go of the headers a websocket's request was parsed into.
+
+    A websocket's request lasts as long as the connection, and Socket.IO
+    keeps its environ for that long: the headers are there as `HTTP_` keys,
+    which is what Flask reads. eventlet also keeps them as the parsed message
+    and as a tuple in the environ, which nothing reads once the environ is
+    made but its access log line, at the end, for X-Forwarded-For.
+    """
+    environ.pop("headers_raw", None)
+    forwarded = protocol.headers.get("X-Forwarded-For")
+    protocol.headers = {"X-Forwarded-For": forwarded} if forwarded else {}
