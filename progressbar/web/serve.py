@@ -4,6 +4,7 @@ beyond Flask-SocketIO's own `run`."""
 from __future__ import annotations
 
 import gc
+import io
 import socket
 from typing import Any
 
@@ -13,6 +14,7 @@ from flask_socketio import SocketIO
 from . import watchdog
 
 HTTP_BUFFER_BYTES = 2048
+WEBSOCKET_BUFFER_BYTES = 64
 
 
 def run(
@@ -52,12 +54,26 @@ def _no_delay_protocol() -> type:
             super().setup()
 
         def get_environ(self) -> dict[str, Any]:
+            if self.headers.get("Upgrade", "").lower() != "websocket":
+                return super().get_environ()  # type: ignore[no-any-return]
+            _shrink_buffers(self)
             environ: dict[str, Any] = super().get_environ()
-            if environ.get("HTTP_UPGRADE", "").lower() == "websocket":
-                _shed_parsed_headers(self, environ)
+            _shed_parsed_headers(self, environ)
             return environ
 
     return NoDelayProtocol
+
+
+def _shrink_buffers(protocol: Any) -> None:
+    """A websocket's connection keeps a few bytes of buffer, not 2 KB each way.
+
+    Once upgraded, eventlet's websocket reads and writes the socket itself;
+    its client sends nothing before the answer to its request (RFC 6455,
+    4.1), so the read buffer holds nothing of it. The buffers stay usable
+    (an upgrade refused is answered through them), only small.
+    """
+    protocol.rfile = io.BufferedReader(protocol.rfile.detach(), WEBSOCKET_BUFFER_BYTES)
+    protocol.wfile = io.BufferedWriter(protocol.wfile.detach(), WEBSOCKET_BUFFER_BYTES)
 
 
 def _shed_parsed_headers(protocol: Any, environ: dict[str, Any]) -> None:
