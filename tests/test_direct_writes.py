@@ -13,7 +13,7 @@ import engineio
 from engineio import packet
 from engineio.socket import Socket
 
-from progressbar.web.direct_writes import Writer, take_over_writers
+from progressbar.web.direct_writes import Writer, take_over_writers, write_directly
 
 
 class WebSocket:
@@ -170,6 +170,14 @@ def test_engineio_websockets_are_written_by_their_senders_without_a_writer_task(
         handler.join(10)
     assert not handler.is_alive()
     assert ws.closed and socket.closed
+
+
+def test_under_threads_engineio_keeps_its_own_writer() -> None:
+    # A Writer relies on green threads not switching between its checks.
+    eio = engineio.Server(async_mode="threading")
+    start = eio.start_background_task
+    write_directly(eio)
+    assert eio.start_background_task == start
 
 
 def _until(condition: Any) -> None:

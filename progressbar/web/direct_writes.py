@@ -120,7 +120,8 @@ def write_directly(eio: Any) -> None:
     """
     poll = _original_poll(eio.async_mode)
     if poll is not None:
-        take_over_writers(eio, lambda fd: _can_write(poll, fd))
+        probe = poll()
+        take_over_writers(eio, lambda fd: _can_write(probe, fd))
 
 
 def take_over_writers(eio: Any, can_write: Callable[[int], bool]) -> None:
@@ -179,11 +180,14 @@ def _fileno(ws: Any) -> int | None:
     return None
 
 
-def _can_write(poll: Callable[[], Any], fd: int) -> bool:
-    """Whether `fd` has room to be written to now (it never waits)."""
-    probe = poll()
+def _can_write(probe: Any, fd: int) -> bool:
+    """Whether `fd` has room to be written to now (it never waits). One poll
+    object serves every check: with no switch inside one, they can't overlap."""
     probe.register(fd, select.POLLOUT)
-    return any(events & select.POLLOUT for _, events in probe.poll(0))
+    try:
+        return bool(probe.poll(0))
+    finally:
+        probe.unregister(fd)
 
 
 def _original_poll(async_mode: str) -> Callable[[], Any] | None:
