@@ -131,6 +131,27 @@ def test_a_websocket_that_cannot_be_written_to_is_closed_and_the_sender_goes_on(
     assert ws.sent == []
 
 
+class Stopped(BaseException):
+    """What a green thread killed or timed out mid-send sees."""
+
+
+def test_a_sender_stopped_mid_write_closes_the_websocket_it_half_wrote() -> None:
+    ws = WebSocket()
+    writer, _ = writer_of(ws)
+
+    def stop() -> None:
+        raise Stopped
+
+    ws.during_send = stop
+    try:
+        writer.put(message("half"))
+    except Stopped:
+        pass
+    assert ws.closed
+    writer.put(message("after"))
+    assert ws.sent == []
+
+
 class EngineWebSocket(WebSocket):
     """A websocket as engineio's handler sees it: the client's packets come from `incoming`."""
 

@@ -80,19 +80,28 @@ class Writer:
         return len(self.waiting)
 
     def _write(self, inline: bool) -> None:
+        handed_on = False
         try:
             while self.waiting and not self.closed:
                 if inline and not self.writable():
                     # The client is not taking what it was sent: a task of
                     # its own waits for it, the sender goes on.
                     self.task = self.spawn(self._write_later)
+                    handed_on = True
                     return
                 self.ws.send(self.waiting.popleft().encode())
         except Exception:
             # As engineio's writer: a connection that can't be written to is closed.
             log.debug("write failed, closing the websocket", exc_info=True)
             self._close()
-        self.writing = False
+        except BaseException:
+            # The sender was stopped mid-write (killed, timed out): a frame
+            # may be half written, and nobody would write the rest.
+            self._close()
+            raise
+        finally:
+            if not handed_on:
+                self.writing = False
         if self.ending:
             self._close()
 
