@@ -12,8 +12,8 @@ whose buffers are full), a task is started for that connection alone, which
 writes what waits, in order, and ends when nothing does: so a sender never
 waits for a client, and a connection holds a writer task only while it has
 something it could not yet write. That task waits as engineio's own writer
-would (the socket's timeout, ping interval plus ping timeout) and closes the
-connection if the client takes nothing.
+would have (under eventlet, up to the socket's timeout, ping interval plus
+ping timeout, after which the connection is closed).
 """
 
 from __future__ import annotations
@@ -50,7 +50,9 @@ class Writer:
         self.ws = ws
         self.writable = writable
         self.spawn = spawn
-        self.waiting: deque[Any] = deque()
+        # Made when a packet waits, dropped when none does: most of the
+        # time a connection has nothing waiting, and an empty deque is 600 bytes.
+        self.waiting: deque[Any] | None = None
         self.writing = False
         self.ending = False
         self.closed = False
@@ -62,6 +64,8 @@ class Writer:
         if pkt is None:
             self.ending = True
         else:
+            if self.waiting is None:
+                self.waiting = deque()
             self.waiting.append(pkt)
         if not self.writing:
             self.writing = True
@@ -77,7 +81,7 @@ class Writer:
         """What a queue offers; nothing is counted here."""
 
     def qsize(self) -> int:
-        return len(self.waiting)
+        return len(self.waiting or ())
 
     def _write(self, inline: bool) -> None:
         handed_on = False
@@ -102,6 +106,8 @@ class Writer:
         finally:
             if not handed_on:
                 self.writing = False
+                if not self.waiting:
+                    self.waiting = None
         if self.ending:
             self._close()
 
@@ -112,7 +118,7 @@ class Writer:
         if self.closed:
             return
         self.closed = True
-        self.waiting.clear()
+        self.waiting = None
         try:
             self.ws.close()
         except Exception:
