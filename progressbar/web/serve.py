@@ -72,7 +72,9 @@ def _shrink_buffers(protocol: Any) -> None:
     4.1), so the read buffer holds nothing of it. The buffers stay usable
     (an upgrade refused is answered through them), only small.
     """
-    protocol.rfile = io.BufferedReader(protocol.rfile.detach(), WEBSOCKET_BUFFER_BYTES)
+    # The reader is made anew in place: eventlet's request handler holds it
+    # in a local variable too, for as long as the request lasts.
+    protocol.rfile.__init__(protocol.rfile.detach(), WEBSOCKET_BUFFER_BYTES)
     protocol.wfile = io.BufferedWriter(protocol.wfile.detach(), WEBSOCKET_BUFFER_BYTES)
 
 
