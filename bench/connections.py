@@ -283,7 +283,7 @@ def connections(
     profile: bool = False,
 ) -> dict[str, Any]:
     """The scenario on a stack of its own, served by `server`; `profile` (eventlet
-    only) adds what the web process's Python heap grew by, per connection."""
+    or gevent) adds what the web process's Python heap grew by, per connection."""
     raise_open_files()
     port = free_port()
     # `flask run` takes its port from FLASK_RUN_PORT, the others from PORT.
@@ -293,7 +293,8 @@ def connections(
     stack.ports["web0"] = port
     tracer = Profile() if profile else None
     if tracer is not None:
-        stack.web_args = (sys.executable, "-m", "bench.traced_web", str(tracer.folder))
+        traced = (sys.executable, "-m", "bench.traced_web", str(tracer.folder))
+        stack.web_args = traced + ((server,) if server == "gevent" else ())
     with stack:
         if tracer is None:
             return {"server": server, **idle_watchers(stack, watchers, hold)}
@@ -309,7 +310,7 @@ def main() -> None:
     parser.add_argument("--watchers", type=int, default=10_000)
     parser.add_argument("--server", choices=sorted(SERVERS), default="eventlet")
     parser.add_argument("--hold", type=float, default=30, help="seconds held idle")
-    parser.add_argument("--profile", action="store_true", help="tracemalloc (eventlet)")
+    parser.add_argument("--profile", action="store_true", help="tracemalloc (eventlet, gevent)")
     args = parser.parse_args()
     result = connections(args.watchers, args.server, args.hold, profile=args.profile)
     print(json.dumps(result, indent=2))

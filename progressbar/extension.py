@@ -23,7 +23,17 @@ from .reads import Reads
 from .settings import Settings
 from .state import EXTENSION, State, state
 from .store import Store, connect
-from .web import api, payloads, pings, serve, sessions, views, watchdog
+from .web import (
+    api,
+    direct_writes,
+    payloads,
+    pings,
+    serve,
+    sessions,
+    socketio_wsgi,
+    views,
+    watchdog,
+)
 from .web.address import client_address
 from .web.identity import current_identity, session_identity
 from .web.message_queue import ResilientRedisManager, hosted_channel, queue_manager
@@ -154,6 +164,10 @@ class ProgressBar:
             )
             # One task pings every connection, rather than one task each.
             pings.share_pings(self.socketio.server.eio)
+            # Each websocket written by its senders, rather than by a task each.
+            direct_writes.write_directly(self.socketio.server.eio)
+            # Its requests skip the middleware's per-request copies.
+            socketio_wsgi.take_socketio_path_first(app)
         sessions.skip_event_sessions(app)
         # For pages: `new ProgressClient({transports: {{ progressbar_transports()|tojson }}})`.
         app.add_template_global(lambda: transports, "progressbar_transports")

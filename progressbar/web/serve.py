@@ -3,6 +3,7 @@ beyond Flask-SocketIO's own `run`."""
 
 from __future__ import annotations
 
+import io
 import socket
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -16,6 +17,7 @@ from . import collector, watchdog
 HTTP_BUFFER_BYTES = 2048
 # Seconds an HTTP connection may sit idle between requests before it is closed.
 KEEPALIVE_IDLE_S = 5
+WEBSOCKET_BUFFER_BYTES = 64
 
 
 def run(
@@ -86,4 +88,40 @@ def _no_delay_protocol() -> type:
             self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             super().setup()
 
+        def get_environ(self) -> dict[str, Any]:
+            if self.headers.get("Upgrade", "").lower() != "websocket":
+                return super().get_environ()  # type: ignore[no-any-return]
+            _shrink_buffers(self)
+            environ: dict[str, Any] = super().get_environ()
+            _shed_parsed_headers(self, environ)
+            return environ
+
     return NoDelayProtocol
+
+
+def _shrink_buffers(protocol: Any) -> None:
+    """A websocket's connection keeps a few bytes of buffer, not 2 KB each way.
+
+    Once upgraded, eventlet's websocket reads and writes the socket itself;
+    its client sends nothing before the answer to its request (RFC 6455,
+    4.1), so the read buffer holds nothing of it. The buffers stay usable
+    (an upgrade refused is answered through them), only small.
+    """
+    # The reader is made anew in place: eventlet's request handler holds it
+    # in a local variable too, for as long as the request lasts.
+    protocol.rfile.__init__(protocol.rfile.detach(), WEBSOCKET_BUFFER_BYTES)
+    protocol.wfile = io.BufferedWriter(protocol.wfile.detach(), WEBSOCKET_BUFFER_BYTES)
+
+
+def _shed_parsed_headers(protocol: Any, environ: dict[str, Any]) -> None:
+    """Let go of the headers a websocket's request was parsed into.
+
+    A websocket's request lasts as long as the connection, and Socket.IO
+    keeps its environ for that long: the headers are there as `HTTP_` keys,
+    which is what Flask reads. eventlet also keeps them as the parsed message
+    and as a tuple in the environ, which nothing reads once the environ is
+    made but its access log line, at the end, for X-Forwarded-For.
+    """
+    environ.pop("headers_raw", None)
+    forwarded = protocol.headers.get("X-Forwarded-For")
+    protocol.headers = {"X-Forwarded-For": forwarded} if forwarded else {}

@@ -1,0 +1,219 @@
+"""A websocket's packets written by whoever sends them, not by a writer task of
+its own.
+
+python-engineio (4.x) gives every websocket a queue and a task that waits on
+it and writes what is put there: under eventlet or gevent a green thread each
+(its stack, frames, timers), the largest part of an idle connection's memory
+after the connection itself. Here, once a websocket is open, its queue is
+replaced by a `Writer`: the green thread that sends a packet (the message
+queue's listener delivering to a room, the reader answering a ping) writes it
+at once, if the socket can take it now. If it cannot (a slow or gone client
+whose buffers are full), a task is started for that connection alone, which
+writes what waits, in order, and ends when nothing does: so a sender never
+waits for a client, and a connection holds a writer task only while it has
+something it could not yet write. That task waits as engineio's own writer
+would have (under eventlet, up to the socket's timeout, ping interval plus
+ping timeout, after which the connection is closed).
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from engineio.socket import Socket
+
+log = logging.getLogger(__name__)
+
+# What engineio 4.x starts for each websocket: the nested `writer` of
+# `Socket._websocket_handler`, whose closure holds the socket and its websocket.
+WRITER_QUALNAME = f"{Socket._websocket_handler.__qualname__}.<locals>.writer"
+WRITER_FREEVARS = ("self", "ws")
+
+
+class Writer:
+    """Stands in for an open websocket's queue: what engineio puts there is written.
+
+    `put(None)` is engineio's "no more": the websocket is closed once what
+    waits is written. One task writes at a time (`writing`), so frames from
+    several senders never interleave and leave in the order they were put;
+    the check and the claim of `writing` have no switch between them, which
+    holds for green threads (eventlet, gevent), the modes this is used in.
+    """
+
+    def __init__(
+        self, ws: Any, writable: Callable[[], bool], spawn: Callable[[Callable[[], None]], Any]
+    ) -> None:
+        self.ws = ws
+        self.writable = writable
+        self.spawn = spawn
+        # Made when a packet waits, dropped when none does: most of the
+        # time a connection has nothing waiting, and an empty deque is 600 bytes.
+        self.waiting: deque[Any] | None = None
+        self.writing = False
+        self.ending = False
+        self.closed = False
+        self.task: Any = None
+
+    def put(self, pkt: Any) -> None:
+        if self.closed or self.ending:
+            return
+        if pkt is None:
+            self.ending = True
+        else:
+            if self.waiting is None:
+                self.waiting = deque()
+            self.waiting.append(pkt)
+        if not self.writing:
+            self.writing = True
+            self._write(inline=True)
+
+    def join(self) -> None:
+        """Wait until what was put is written (or the connection is closed)."""
+        task = self.task
+        if task is not None and self.writing:
+            task.join()
+
+    def task_done(self) -> None:
+        """What a queue offers; nothing is counted here."""
+
+    def qsize(self) -> int:
+        return len(self.waiting or ())
+
+    def _write(self, inline: bool) -> None:
+        handed_on = False
+        try:
+            while self.waiting and not self.closed:
+                if inline and not self.writable():
+                    # The client is not taking what it was sent: a task of
+                    # its own waits for it, the sender goes on.
+                    self.task = self.spawn(self._write_later)
+                    handed_on = True
+                    return
+                self.ws.send(self.waiting.popleft().encode())
+        except Exception:
+            # As engineio's writer: a connection that can't be written to is closed.
+            log.debug("write failed, closing the websocket", exc_info=True)
+            self._close()
+        except BaseException:
+            # The sender was stopped mid-write (killed, timed out): a frame
+            # may be half written, and nobody would write the rest.
+            self._close()
+            raise
+        finally:
+            if not handed_on:
+                self.writing = False
+                if not self.waiting:
+                    self.waiting = None
+        if self.ending:
+            self._close()
+
+    def _write_later(self) -> None:
+        self._write(inline=False)
+
+    def _close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.waiting = None
+        try:
+            self.ws.close()
+        except Exception:
+            log.debug("closing the websocket failed", exc_info=True)
+
+
+def write_directly(eio: Any) -> None:
+    """Have `eio` (an engineio.Server under eventlet or gevent) write each
+    websocket's packets from the task that sends them.
+
+    Only engineio's per-websocket writer is taken over; if the library starts
+    it otherwise than as that nested `writer`, or its websocket has no socket
+    to ask whether it can be written to, it runs as before.
+    """
+    poll = _original_poll(eio.async_mode)
+    if poll is not None:
+        probe = poll()
+        take_over_writers(eio, lambda fd: _can_write(probe, fd))
+
+
+def take_over_writers(eio: Any, can_write: Callable[[int], bool]) -> None:
+    """Start a `Writer` wherever `eio` would start engineio's writer task;
+    `can_write(fd)` says, without waiting, whether a socket has room."""
+    start = eio.start_background_task
+
+    def start_background_task(target: Any, *args: Any, **kwargs: Any) -> Any:
+        found = _writer_closure(target) if not args and not kwargs else None
+        if found is not None:
+            socket, ws = found
+            fd = _fileno(ws)
+            if fd is not None:
+                return attach(socket, ws, lambda: can_write(fd), start)
+        return start(target, *args, **kwargs)
+
+    eio.start_background_task = start_background_task
+
+
+def attach(socket: Socket, ws: Any, writable: Callable[[], bool], spawn: Any) -> Writer:
+    """Replace `socket`'s queue by a `Writer` of `ws`, and write what the queue
+    held (its OPEN packet, or what a polling client had not fetched) first.
+
+    A client upgrading from polling sends its UPGRADE packet once its last
+    poll has returned, so no poll is still taking packets from that queue.
+    """
+    backlog = socket.queue
+    empty = socket.server.get_queue_empty_exception()
+    writer = Writer(ws, writable, spawn)
+    socket.queue = writer
+    while True:
+        try:
+            pkt = backlog.get(block=False)
+        except empty:
+            break
+        writer.put(pkt)
+    return writer
+
+
+def _writer_closure(target: Any) -> tuple[Socket, Any] | None:
+    code = getattr(target, "__code__", None)
+    if getattr(target, "__qualname__", None) != WRITER_QUALNAME or code is None:
+        return None
+    if code.co_freevars != WRITER_FREEVARS:
+        return None
+    socket, ws = (cell.cell_contents for cell in target.__closure__)
+    return (socket, ws) if isinstance(socket, Socket) else None
+
+
+def _fileno(ws: Any) -> int | None:
+    # eventlet's websocket has `socket`; engineio's simple-websocket wrapper
+    # (gevent) has `ws.sock`.
+    for sock in (getattr(ws, "socket", None), getattr(getattr(ws, "ws", None), "sock", None)):
+        if sock is not None and hasattr(sock, "fileno"):
+            return int(sock.fileno())
+    return None
+
+
+def _can_write(probe: Any, fd: int) -> bool:
+    """Whether `fd` has room to be written to now (it never waits). One poll
+    object serves every check: with no switch inside one, they can't overlap."""
+    probe.register(fd, select.POLLOUT)
+    try:
+        return bool(probe.poll(0))
+    finally:
+        probe.unregister(fd)
+
+
+def _original_poll(async_mode: str) -> Callable[[], Any] | None:
+    """The operating system's poll, which eventlet and gevent replace when they
+    patch `select`; None in modes this does not apply to."""
+    if async_mode == "eventlet":
+        import eventlet.patcher
+
+        return eventlet.patcher.original("select").poll  # type: ignore[no-any-return]
+    if async_mode == "gevent":
+        import gevent.monkey
+
+        return gevent.monkey.get_original("select", "poll")  # type: ignore[no-any-return]
+    return None
