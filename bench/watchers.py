@@ -201,8 +201,7 @@ def watchers(
         "web_us_per_delivery": round(web_cpu / per_s * 1e6, 1) if per_s else None,
         "load_generator_cpu": [round(part["cpu_s"] / seconds, 3) for part in parts],
         "worst_ms_by_second": [
-            round(max(part["worst_ms"].get(k, 0.0) for part in parts))
-            for k in range(int(seconds))
+            round(max(part["worst_ms"].get(k, 0.0) for part in parts)) for k in range(int(seconds))
         ],
         "hook": hook,
         "samples_ms": latencies,
@@ -275,11 +274,10 @@ def _py_spy(out: str, seconds: float) -> Any:
     from pathlib import Path
 
     def start(pid: int) -> str:
-        subprocess.Popen(
-            [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--duration", str(int(seconds)),
-             "--rate", "200", "--nonblocking", "--format", "raw", "--output", out],
-            stdout=subprocess.DEVNULL,
-        )
+        py_spy = str(Path(sys.executable).parent / "py-spy")
+        record = ["record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200"]
+        options = ["--nonblocking", "--format", "raw", "--output", out]
+        subprocess.Popen([py_spy, *record, *options], stdout=subprocess.DEVNULL)
         return out
 
     return start

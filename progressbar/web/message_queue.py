@@ -39,6 +39,7 @@ from ..settings import redis_url as normal_redis_url
 from ..snapshot import TERMINAL_STATES
 from ..store import Store
 from ..strict_json import loads
+from .direct_writes import DirectWrites, install
 from .task_channels import TaskChannels
 
 log = logging.getLogger(__name__)
@@ -71,11 +72,14 @@ class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
         self.task_channels = TaskChannels(self.channel, threading.Event)
         self._listener: int | None = None
         self._resync_due = False
+        self.direct_writes: DirectWrites | None = None
 
     def set_server(self, server: Any) -> None:
         super().set_server(server)
         # Events of the server's async mode, which green threads can wait on.
         self.task_channels = TaskChannels(self.channel, server.eio.create_event)
+        # Under eventlet, pushes skip each connection's queue when they can.
+        self.direct_writes = install(server.eio)
 
     @staticmethod
     def _task_room(sid: str, namespace: str, room: Any) -> bool:
@@ -176,8 +180,12 @@ class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
         except (ValueError, AttributeError):
             return False
         packet = eio_packet.Packet(eio_packet.MESSAGE, _EVENT_HEAD + text + "]")
-        for eio_sid in list(self.rooms.get(NAMESPACE, {}).get(room, {}).values()):
-            self.server._send_eio_packet(eio_sid, packet)
+        members = list(self.rooms.get(NAMESPACE, {}).get(room, {}).values())
+        if self.direct_writes is not None:
+            self.direct_writes.send(members, packet)
+        else:
+            for eio_sid in members:
+                self.server._send_eio_packet(eio_sid, packet)
         return True
 
     def local_rooms(self, namespace: str) -> list[str]:
