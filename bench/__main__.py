@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import connections, fanout, scaleout, scenarios, storm
+from bench import connections, fanout, scaleout, scenarios, storm, watchers
 from bench.report import plot, table
 from bench.stack import BenchStack
 
@@ -36,6 +36,9 @@ FULL = {
     "connections_hold": 30,
     "storm_watchers": 1000,
     "storm_rounds": 3,
+    # Watchers on one web process, all receiving: (watchers, tasks, updates/s), seconds.
+    "watchers": (10_000, 100, 1.0),
+    "watchers_seconds": 15,
 }
 QUICK = {
     "latency_updates": 20,
@@ -53,6 +56,8 @@ QUICK = {
     "connections_hold": 1,
     "storm_watchers": 20,
     "storm_rounds": 1,
+    "watchers": (40, 4, 2.0),
+    "watchers_seconds": 2,
 }
 
 
@@ -96,6 +101,8 @@ def run(sizes: dict[str, Any]) -> dict[str, Any]:
         results["scaleout"] = scaleout.scaleout(
             stack, 50, sizes["scaleout_rate"], sizes["scaleout_seconds"]
         )
+    count, tasks, rate = sizes["watchers"]
+    results["watchers"] = watchers.run(count, tasks, rate, sizes["watchers_seconds"])
     results["connections"] = [
         connections.connections(watchers, server, sizes["connections_hold"])
         for server, watchers in sizes["connections"]
@@ -114,7 +121,8 @@ def main() -> None:
     name = "quick" if args.quick else "results"
     print(table(results))
     slim = json.loads(json.dumps(results, default=str))
-    for section in [slim["latency"], slim["browser"], *slim["fanout"], slim["storm"]["subscribe"]]:
+    sections = [slim["latency"], slim["browser"], *slim["fanout"], slim["storm"]["subscribe"]]
+    for section in [*sections, slim["watchers"]]:
         section.pop("samples_ms", None)
     (args.out / f"{name}.json").write_text(json.dumps(slim, indent=2) + "\n")
     plot(results, args.out / f"{name}.png")
