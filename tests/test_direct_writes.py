@@ -45,6 +45,23 @@ def tickers_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield stack
 
 
+def test_a_browser_offer_of_compression_is_declined(tickers_stack: Stack) -> None:
+    # As Chromium offers it. Accepted, each watcher would cost a compressor
+    # and a compression of every push.
+    offer = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"
+    ws = websocket.create_connection(
+        tickers_stack.base_url.replace("http://", "ws://")
+        + "/socket.io/?EIO=4&transport=websocket",
+        header=[offer],
+        timeout=10,
+    )
+    try:
+        assert "sec-websocket-extensions" not in {k.lower() for k in ws.getheaders()}
+        assert ws.recv().startswith("0")
+    finally:
+        ws.close()
+
+
 def test_a_watcher_that_stops_reading_gets_every_push_whole_and_in_order(
     tickers_stack: Stack,
 ) -> None:

@@ -17,8 +17,12 @@ that the socket takes only in part is finished by a green thread of its own,
 which holds the websocket's send lock meanwhile, so nothing else is written
 before the rest of the frame.
 
-Only plain (not TLS) websockets without a negotiated compression take this
-path: a compressed connection's frames depend on what it was sent before.
+Only plain (not TLS), uncompressed websockets take this path: a compressed
+connection's frames depend on what it was sent before. So the offer of
+permessage-deflate that browsers make is declined: eventlet would otherwise
+keep a zlib compressor for each connection (about 90 KB of memory each, once
+it has sent a frame) and compress every push once per watcher, to save a few
+hundred bytes a push.
 """
 
 from __future__ import annotations
@@ -159,6 +163,11 @@ def install(eio: Any) -> DirectWrites | None:
     class WebSocket(base):  # type: ignore[misc,valid-type]
         def __init__(self, handler: Any, server: Any) -> None:
             super().__init__(writes.handler(handler), server)
+
+        if hasattr(base, "_negotiate_permessage_deflate"):
+            # eventlet's choice among the client's offers; None: uncompressed.
+            def _negotiate_permessage_deflate(self, extensions: Any) -> None:
+                return None
 
     # A copy: the driver's table is shared by every server of the process.
     eio._async = {**drivers, "websocket": WebSocket}
