@@ -25,6 +25,7 @@ import gc
 import json
 import multiprocessing
 import resource
+import sys
 import time
 from multiprocessing.connection import Connection
 from typing import Any
@@ -180,7 +181,10 @@ def watchers(
             p.join(30)
             if p.is_alive():
                 p.kill()
-        cancel_all(stack, cookie, task_ids)
+        try:
+            cancel_all(stack, cookie, task_ids)
+        except Exception as exc:  # the stack stops anyway; keep the first error
+            print(f"could not cancel the tickers: {exc!r}", file=sys.stderr)
     latencies = [x for part in parts for x in part["latencies_ms"]]
     delivered = sum(part["delivered"] for part in parts)
     per_s = delivered / seconds
