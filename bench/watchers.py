@@ -280,7 +280,8 @@ def _py_spy(out: str, seconds: float) -> Any:
     def start(pid: int) -> str:
         py_spy = str(Path(sys.executable).parent / "py-spy")
         record = ["record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200"]
-        options = ["--nonblocking", "--format", "raw", "--output", out]
+        # --subprocesses: under gunicorn the pid is the master, which serves nothing.
+        options = ["--nonblocking", "--subprocesses", "--format", "raw", "--output", out]
         subprocess.Popen([py_spy, *record, *options], stdout=subprocess.DEVNULL)
         return out
 
