@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import churn, connections, fanout, restart, scaleout, scenarios, storm
+from bench import churn, connections, fanout, restart, scaleout, scenarios, storm, watchers
 from bench.report import plot, table
 from bench.stack import BenchStack
 
@@ -40,6 +40,9 @@ FULL = {
     "churn": (100, 10, 20),
     # A web restart with open bars: (watchers, tickers).
     "restart": (10_000, 100),
+    # Watchers on one web process, all receiving: (watchers, tasks, updates/s), seconds.
+    "watchers": (10_000, 100, 1.0),
+    "watchers_seconds": 15,
 }
 QUICK = {
     "latency_updates": 20,
@@ -59,6 +62,8 @@ QUICK = {
     "storm_rounds": 1,
     "churn": (3, 3, 2),
     "restart": (40, 4),
+    "watchers": (40, 4, 2.0),
+    "watchers_seconds": 2,
 }
 
 
@@ -108,6 +113,8 @@ def run(sizes: dict[str, Any]) -> dict[str, Any]:
         results["scaleout"] = scaleout.scaleout(
             stack, 50, sizes["scaleout_rate"], sizes["scaleout_seconds"]
         )
+    count, tasks, rate = sizes["watchers"]
+    results["watchers"] = watchers.run(count, tasks, rate, sizes["watchers_seconds"])
     results["connections"] = [
         connections.connections(watchers, server, sizes["connections_hold"])
         for server, watchers in sizes["connections"]
@@ -128,7 +135,7 @@ def main() -> None:
     print(table(results))
     slim = json.loads(json.dumps(results, default=str))
     samples = [slim["latency"], slim["browser"], *slim["fanout"], slim["storm"]["subscribe"]]
-    for section in [*samples, slim["churn"]]:
+    for section in [*samples, slim["churn"], slim["watchers"]]:
         section.pop("samples_ms", None)
     (args.out / f"{name}.json").write_text(json.dumps(slim, indent=2) + "\n")
     plot(results, args.out / f"{name}.png")

@@ -56,6 +56,8 @@ class Watcher:
         self.acks: dict[int, asyncio.Future[Any]] = {}
         self._ids = 0
         self.reader: asyncio.Task[None] | None = None
+        # Called with each push's text, if set.
+        self.on_push: Callable[[str], None] | None = None
 
     @classmethod
     async def open(cls, http: aiohttp.ClientSession, base_url: str, cookie: str) -> Watcher:
@@ -82,6 +84,8 @@ class Watcher:
                 await self.ws.send_str("3")
             elif text.startswith("42/progress,"):
                 self.pushes += 1
+                if self.on_push is not None:
+                    self.on_push(text)
             elif text.startswith("43/progress,"):
                 body = text[len("43/progress,") :]
                 digits = len(body) - len(body.lstrip("0123456789"))

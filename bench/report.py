@@ -93,6 +93,8 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 ),
             )
         )
+    if "watchers" in r:
+        out.append(_watchers_row(r["watchers"]))
     out += [_connections_row(c) for c in r.get("connections", [])]
     if "restart" in r:
         out.append(_restart_row(r["restart"]))
@@ -125,6 +127,25 @@ def _restart_row(r: dict[str, Any]) -> tuple[str, str, str, str]:
         f"every bar back (ack and push) within {r['target_s']:g} s; 0 unavailable/not_found",
         _check(met),
     )
+
+
+def _watchers_row(w: dict[str, Any]) -> tuple[str, str, str, str]:
+    """N watchers on one web process, all receiving pushes."""
+    figures = (
+        f"{w['deliveries_per_s']:,}/s delivered (of {w['expected_per_s']:,.0f}), "
+        f"p50 {w['p50_ms']} ms, p99 {w['p99_ms']} ms, max {w['max_ms']} ms, lost {w['lost']}; "
+        f"web CPU {w['web_cpu']:.0%} ({w['web_us_per_delivery']} µs per delivery), "
+        f"RSS {w['web_rss_mb']} MB; load generator CPU "
+        + " + ".join(f"{c:.0%}" for c in w["load_generator_cpu"])
+    )
+    scenario = (
+        f"{w['watchers']:,} watchers on one web process ({w['server']}): {w['tasks']} tasks "
+        f"x {w['updates_per_s']:g} updates/s, {w['watchers'] // w['tasks']} watchers each"
+    )
+    if w["watchers"] < 10_000:
+        return scenario, figures, "(smaller than the 10,000 target)", "-"
+    met = w["deliveries_per_s"] >= 0.99 * w["expected_per_s"] and w["p99_ms"] <= 100
+    return scenario, figures, ">= 10,000/s, p99 <= 100 ms, 0 lost", _check(met and not w["lost"])
 
 
 def _connections_row(c: dict[str, Any]) -> tuple[str, str, str, str]:
@@ -227,6 +248,8 @@ def plot(r: dict[str, Any], path: Path) -> None:
     ]
     if "churn" in r:
         series.append((f"churn, {r['churn']['watchers']} watchers", r["churn"]["samples_ms"]))
+    if "watchers" in r:
+        series.append((f"{r['watchers']['watchers']:,} watchers", r["watchers"]["samples_ms"]))
     for label, samples in series:
         if samples:
             values = sorted(samples)

@@ -94,6 +94,11 @@ def _no_delay_protocol() -> type:
             _shrink_buffers(self)
             environ: dict[str, Any] = super().get_environ()
             _shed_parsed_headers(self, environ)
+            # Browsers offer permessage-deflate, and eventlet accepts it:
+            # each watcher would then hold a compressor (about 90 KB once it
+            # has sent a frame) and have every push compressed for it alone,
+            # to save a few hundred bytes a push. Not offered, not accepted.
+            environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
             return environ
 
     return NoDelayProtocol
