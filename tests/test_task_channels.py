@@ -107,3 +107,43 @@ def test_a_new_connection_subscribes_every_room_heard_before_the_shared_channel(
     confirm(channels, task_channel("pb", "t2"))
     assert confirm(channels, "pb")  # the caller resyncs now
     assert channels.wait("t1", 0.01) and channels.wait("t2", 0.01)
+
+
+class Opening(Connection):
+    """A PubSub whose first command opens its connection; other green threads
+    run meanwhile (`meanwhile`), as they do while eventlet connects a socket.
+    A command sent through it before it is open would open a second one."""
+
+    def __init__(self, meanwhile: Any) -> None:
+        super().__init__()
+        self.meanwhile = meanwhile
+        self.open = False
+        self.opened_twice = False
+
+    def subscribe(self, *channels: str) -> None:
+        if not self.open:
+            hook, self.meanwhile = self.meanwhile, None
+            if hook is None:
+                self.opened_twice = True  # a second command found it still opening
+            else:
+                hook()
+            self.open = True
+        super().subscribe(*channels)
+
+
+def test_a_join_while_the_listener_connects_is_heard_on_its_connection() -> None:
+    channels = TaskChannels("pb", threading.Event)
+    channels.add("t1")  # before the listener first connects
+    connection = Opening(meanwhile=lambda: channels.add("t2"))
+    channels.connected(connection)
+    assert not connection.opened_twice
+    assert connection.sent == [
+        ("SUBSCRIBE", task_channel("pb", "t1"), "pb"),
+        ("SUBSCRIBE", task_channel("pb", "t2")),
+    ]
+    assert confirm(channels, "pb")
+    assert channels.wait("t1", 0.01)
+    assert not channels.wait("t2", 0.01)  # its own SUBSCRIBE is not confirmed yet
+    confirm(channels, task_channel("pb", "t1"))
+    confirm(channels, task_channel("pb", "t2"))
+    assert channels.wait("t2", 0.01)

@@ -46,11 +46,15 @@ class TaskChannels:
         name = self.channel_of(room)
         done = self.create_event()
         self._pending.setdefault(name.encode(), deque()).append(done)
+        if self.pubsub is None:
+            # The listener is connecting: it subscribes every room heard
+            # here once its connection is up, this one included.
+            return
         try:
             self.pubsub.subscribe(name)
         except Exception:
-            # Not connected: on connecting, the listener subscribes every
-            # room heard here, then has the store push each of them again.
+            # Connection lost: on connecting again, the listener subscribes
+            # every room heard here, then has the store push each of them again.
             done.set()
 
     def remove(self, room: str) -> None:
@@ -73,11 +77,23 @@ class TaskChannels:
 
     def connected(self, pubsub: Any) -> None:
         """A new connection of the listener: subscribe it to every room heard
-        here, then to the shared channel, in one command."""
+        here, then to the shared channel, in one command.
+
+        Joins meanwhile only note their room: the first command opens the
+        connection, and opening it lets other green threads run; one that
+        sent its own SUBSCRIBE through `pubsub` then would open a second
+        connection, which nobody reads (its room's pushes lost, its bars
+        frozen). Rooms noted while the command was sent are subscribed after it.
+        """
         self._stale += [event for queue in self._pending.values() for event in queue]
         self._pending = {}
+        self.pubsub = None
+        rooms = set(self.rooms)
+        pubsub.subscribe(*(self.channel_of(room) for room in rooms), self.channel)
         self.pubsub = pubsub
-        pubsub.subscribe(*(self.channel_of(room) for room in list(self.rooms)), self.channel)
+        joined_meanwhile = self.rooms - rooms
+        if joined_meanwhile:
+            pubsub.subscribe(*(self.channel_of(room) for room in joined_meanwhile))
 
     def confirmed(self, channel: bytes) -> bool:
         """Redis confirmed a subscription; True when it is the shared channel's,
@@ -98,3 +114,4 @@ class TaskChannels:
     def lost(self) -> None:
         """The listener's connection failed: joins wait for the next one."""
         self.ready.clear()
+        self.pubsub = None
