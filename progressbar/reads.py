@@ -12,12 +12,17 @@ number of them) and the check of who may watch a task needs no read at all.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
+from redis.exceptions import RedisError
+
 from .store import Record, Store
+
+log = logging.getLogger(__name__)
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -155,10 +160,31 @@ class Reads:
     """The reads a web process serves watchers with, over one store."""
 
     def __init__(self, store: Store, pool_size: int, owners_kept: int = OWNERS_KEPT) -> None:
-        slots = threading.Semaphore(max(1, min(IN_FLIGHT, pool_size // 2)))
+        self.in_flight = max(1, min(IN_FLIGHT, pool_size // 2))
+        self._pool = store.redis.connection_pool
+        slots = threading.Semaphore(self.in_flight)
         self._records: Batched[str, Record] = Batched(store.records, slots)
         self._lists: Batched[str, list[dict[str, Any]]] = Batched(store.lists, slots)
         self.owners = Owners(owners_kept)
+
+    def open_connections(self) -> None:
+        """Open now the Redis connections these reads use at once.
+
+        Called as the process starts serving: right after a restart every
+        open page comes back at once, and a connection opened then, with the
+        process busy accepting them, could miss its one-second connect
+        timeout (the green thread that connects is not run again in time)
+        and answer `unavailable` with Redis healthy. A Redis not reachable
+        now is connected to on first use, as before."""
+        opened = []
+        try:
+            for _ in range(self.in_flight):
+                opened.append(self._pool.get_connection())
+        except RedisError as exc:
+            log.warning("could not open the read connections yet: %s", exc)
+        finally:
+            for connection in opened:
+                self._pool.release(connection)
 
     def record(self, task_id: str) -> Record:
         """The task's record, read after this call began."""

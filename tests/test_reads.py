@@ -204,3 +204,22 @@ def test_a_cookie_checked_once_is_kept_and_a_forged_one_still_refused() -> None:
     assert seen_by(app, forged) is None
     # Kept under its app's secret key: another key does not take it.
     assert seen_by(other, signed) is None
+
+
+def test_the_read_connections_are_opened_before_the_first_request(redis_url: str) -> None:
+    # As a web process starts serving: a storm of requests right after a
+    # restart then finds them open (opening one while the process is busy
+    # could miss the connect timeout, and answer `unavailable`).
+    client = connect(redis_url, 10)
+    try:
+        reads = Reads(Store(client, ttl=60, prefix="t"), pool_size=10)
+        pool = client.connection_pool
+        assert not pool._connections  # redis-py opens its connections on demand
+        reads.open_connections()
+        opened = list(pool._connections)
+        assert len(opened) == reads.in_flight == 4
+        assert all(connection._sock is not None for connection in opened)
+        reads.record("no-such-task")  # served by one of them
+        assert list(pool._connections) == opened
+    finally:
+        client.close()

@@ -12,6 +12,7 @@ from typing import Any
 from flask import Flask
 from flask_socketio import SocketIO
 
+from ..state import state
 from . import collector, watchdog
 
 HTTP_BUFFER_BYTES = 2048
@@ -36,6 +37,7 @@ def run(
     what survives each full pass (`collector`).
     """
     watchdog.start(app)
+    state(app).reads.open_connections()
     listening: AbstractContextManager[None] = nullcontext()
     if socketio.async_mode == "eventlet":
         options.setdefault("protocol", _no_delay_protocol())
