@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 
 from progressbar import Progress, TaskCancelled
 from progressbar.snapshot import FIELDS, queued_snapshot
@@ -280,6 +281,17 @@ def test_a_failing_push_does_not_break_the_task(clock: Clock) -> None:
     p.update(2)
     assert calls == [1, 2]
     assert p.last_snapshot is not None and p.last_snapshot["current"] == 2
+
+
+def test_the_time_limit_reaching_a_task_during_a_push_still_stops_it(clock: Clock) -> None:
+    # Celery raises it from a signal handler, wherever the task is: often in
+    # a push, whose other errors are kept from the task.
+    def interrupted(task_id: str, snapshot: dict[str, Any]) -> dict[str, Any]:
+        raise SoftTimeLimitExceeded
+
+    p = reporter(clock, interrupted, total=10)  # type: ignore[arg-type]
+    with pytest.raises(SoftTimeLimitExceeded):
+        p.update(1)
 
 
 def test_ema_matches_tqdm_debiasing() -> None:

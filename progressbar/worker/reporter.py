@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
 
 from .. import logs
 from ..errors import TaskCancelled
@@ -272,6 +273,10 @@ class Progress:
         snapshot.update(extra)
         try:
             published = self._publish(self.task_id, snapshot)
+        except SoftTimeLimitExceeded:
+            # Celery's soft time limit, raised by a signal wherever the task
+            # happens to be, in a push too: it is the task's, not the push's.
+            raise
         except Exception:  # a push must never break the task itself
             if raise_errors:
                 raise
