@@ -46,6 +46,18 @@ SERVERS: dict[str, tuple[str, ...]] = {
 }
 
 
+ACK_HEAD = "43/progress,"
+
+
+def settle_ack(acks: dict[int, asyncio.Future[Any]], text: str) -> None:
+    """Answer the call waiting for this ack packet (`43/progress,ID[answer]`), if any."""
+    body = text[len(ACK_HEAD) :]
+    digits = len(body) - len(body.lstrip("0123456789"))
+    future = acks.pop(int(body[:digits]), None)
+    if future is not None and not future.done():
+        future.set_result(json.loads(body[digits:])[0])
+
+
 class Watcher:
     """One bar's connection on /progress: answers pings, counts pushes, can call."""
 
@@ -86,12 +98,8 @@ class Watcher:
                 self.pushes += 1
                 if self.on_push is not None:
                     self.on_push(text)
-            elif text.startswith("43/progress,"):
-                body = text[len("43/progress,") :]
-                digits = len(body) - len(body.lstrip("0123456789"))
-                future = self.acks.pop(int(body[:digits]), None)
-                if future is not None and not future.done():
-                    future.set_result(json.loads(body[digits:])[0])
+            elif text.startswith(ACK_HEAD):
+                settle_ack(self.acks, text)
 
     async def call(self, event: str, payload: Any, timeout: float = 60) -> Any:
         self._ids += 1

@@ -34,7 +34,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.connections import raise_open_files
+from bench.connections import ACK_HEAD, raise_open_files, settle_ack
 from bench.fanout import start_tickers
 from bench.scenarios import summary
 from bench.stack import BenchStack, cpu_seconds, rss_mb
@@ -216,12 +216,8 @@ class Bar:
                 if not self.pushed and self.opened_at >= self.mark:
                     self.pushed = True
                     self._maybe_back()
-            elif text.startswith("43/progress,"):
-                body = text[len("43/progress,") :]
-                digits = len(body) - len(body.lstrip("0123456789"))
-                future = self.acks.pop(int(body[:digits]), None)
-                if future is not None and not future.done():
-                    future.set_result(json.loads(body[digits:])[0])
+            elif text.startswith(ACK_HEAD):
+                settle_ack(self.acks, text)
         self.ws = None
         for future in self.acks.values():
             future.cancel()
