@@ -57,6 +57,8 @@ class Writer:
         self.ending = False
         self.closed = False
         self.task: Any = None
+        # Called once the websocket is closed, if set.
+        self.on_close: Callable[[], None] | None = None
 
     def put(self, pkt: Any) -> None:
         if self.closed or self.ending:
@@ -123,6 +125,8 @@ class Writer:
             self.ws.close()
         except Exception:
             log.debug("closing the websocket failed", exc_info=True)
+        if self.on_close is not None:
+            self.on_close()
 
 
 def write_directly(eio: Any) -> None:
@@ -133,10 +137,19 @@ def write_directly(eio: Any) -> None:
     it otherwise than as that nested `writer`, or its websocket has no socket
     to ask whether it can be written to, it runs as before.
     """
-    poll = _original_poll(eio.async_mode)
-    if poll is not None:
-        probe = poll()
-        take_over_writers(eio, lambda fd: _can_write(probe, fd))
+    can_write = write_probe(eio.async_mode)
+    if can_write is not None:
+        take_over_writers(eio, can_write)
+
+
+def write_probe(async_mode: str) -> Callable[[int], bool] | None:
+    """`can_write(fd)` for `async_mode`: whether a socket has room now,
+    never waiting; None in modes it does not apply to."""
+    poll = _original_poll(async_mode)
+    if poll is None:
+        return None
+    probe = poll()
+    return lambda fd: _can_write(probe, fd)
 
 
 def take_over_writers(eio: Any, can_write: Callable[[int], bool]) -> None:

@@ -13,7 +13,7 @@ from flask import Flask
 from flask_socketio import SocketIO
 
 from ..state import state
-from . import collector, watchdog
+from . import collector, parked_websockets, watchdog
 
 HTTP_BUFFER_BYTES = 2048
 # Seconds an HTTP connection may sit idle between requests before it is closed.
@@ -49,6 +49,9 @@ def run(
         # websocket plus such a connection) would fill the pool and wait.
         options.setdefault("keepalive", KEEPALIVE_IDLE_S)
         listening = _listen_backlog(max_connections)
+        # Open websockets wait on the hub, not each in its request's green
+        # thread; the protocol below lets such a request end (`finish`).
+        parked_websockets.park_websockets(socketio.server.eio, max_connections)
     collector.keep_full_collections_short()
     with listening:
         socketio.run(app, host=host, port=port, **options)
@@ -102,6 +105,11 @@ def _no_delay_protocol() -> type:
             # to save a few hundred bytes a push. Not offered, not accepted.
             environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
             return environ
+
+        def finish(self) -> None:
+            # A request whose websocket was parked ends; its connection stays.
+            if not parked_websockets.detach(self):
+                super().finish()
 
     return NoDelayProtocol
 

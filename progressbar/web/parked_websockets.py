@@ -1,0 +1,291 @@
+"""Open websockets read when they have something to say, not by a green thread each.
+
+Under eventlet, a websocket is served by the request that opened it: its green
+thread stays blocked reading the socket for as long as the connection lasts,
+and with it the whole request (the C stack saved at the depth of a WSGI call,
+about 6 KB, the Python frames of every layer, eventlet's request handler and
+its buffers). For a page that mostly listens, that is most of what it costs.
+
+Here, once a websocket is open and its Engine.IO socket connected, the request
+ends but the connection stays: the socket is "parked" on eventlet's hub, and
+when the client sends something a short-lived green thread reads that message,
+hands it to Engine.IO as its own reader would, and parks the socket again. The
+client sees the same protocol; a parked connection costs its socket, its
+websocket and Engine.IO objects, and a listener on the hub.
+
+What it takes:
+- `Parking.serve` is Engine.IO's websocket handler: the handshake is
+  eventlet's, the upgrade from polling is Engine.IO's own sequence, writes
+  go through a `direct_writes.Writer`.
+- The request handler (`serve.py`'s protocol) leaves the socket open when
+  its request parked it (`detach`).
+- At most `limit` websockets are parked; past it, a websocket keeps its
+  green thread, read as before. TLS sockets are never parked (their
+  decrypted bytes may wait in the TLS layer, out of the hub's sight).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from engineio import exceptions, packet
+from engineio.socket import Socket
+
+from . import direct_writes
+
+log = logging.getLogger(__name__)
+
+# Set in a request's environ once its websocket is parked: the request
+# handler then leaves the connection open (`detach`).
+PARKED = "progressbar.parked"
+# What a parked connection's environ reads as a body: it has none left.
+NO_BODY = io.BytesIO(b"")
+
+
+class Parking:
+    """The websockets parked on one Engine.IO server, at most `limit`."""
+
+    def __init__(
+        self, eio: Any, limit: int, can_write: Callable[[int], bool], websocket_app: Any
+    ) -> None:
+        self.eio = eio
+        self.limit = limit
+        self.can_write = can_write
+        # Engine.IO's eventlet websocket application class, which does the handshake.
+        self.websocket_app = websocket_app
+        self.count = 0
+
+    def app(self, handler: Any, server: Any) -> Any:
+        """Engine.IO's websocket application for `handler`, called as its class
+        is: with Engine.IO's own handler, the socket is served here instead."""
+        socket = getattr(handler, "__self__", None)
+        if (
+            isinstance(socket, Socket)
+            and getattr(handler, "__func__", None) is Socket._websocket_handler
+        ):
+            handler = partial(self.serve, socket)
+        return self.websocket_app(handler, server)
+
+    def serve(self, socket: Socket, ws: Any) -> None:
+        """Engine.IO's websocket handler: connect or upgrade, then read."""
+        server = socket.server
+        ws.socket.settimeout(server.ping_interval + server.ping_timeout)
+        if socket.connected and not _upgrade(socket, ws):
+            return
+        socket.connected = socket.upgraded = True
+        fd = ws.socket.fileno()
+        can_write = self.can_write
+        writer = direct_writes.attach(
+            socket, ws, lambda: can_write(fd), server.start_background_task
+        )
+        server.logger.info("%s: Upgrade to websocket successful", socket.sid)
+        reader = Reader(socket, ws, writer)
+        if self.count < self.limit and not hasattr(ws.socket, "pending"):
+            reader.park(self, ws.environ)
+            # eventlet sends a closing frame once the handler returns: not
+            # to a connection that stays open.
+            ws._send_closing_frame = _skip_once(ws)
+            return
+        while reader.read_one():
+            pass
+
+
+class Reader:
+    """Reads one websocket's messages and hands them to its Engine.IO socket."""
+
+    __slots__ = ("socket", "ws", "writer", "listener", "parking", "reading", "ended")
+
+    def __init__(self, socket: Socket, ws: Any, writer: direct_writes.Writer) -> None:
+        self.socket = socket
+        self.ws = ws
+        self.writer = writer
+        self.listener: Any = None
+        self.parking: Parking | None = None
+        self.reading = False
+        self.ended = False
+
+    def park(self, parking: Parking, environ: dict[str, Any]) -> None:
+        self.parking = parking
+        parking.count += 1
+        environ[PARKED] = True
+        # Closed by the server (a ping unanswered, a disconnect): nothing
+        # more to read.
+        self.writer.on_close = self.end
+        self.listen()
+
+    def listen(self) -> None:
+        import eventlet.hubs
+
+        hub = eventlet.hubs.get_hub()
+        self.listener = hub.add(
+            hub.READ, self.ws.socket.fileno(), self.readable, self.gone, self.end
+        )
+        # The hub would keep the greenlet that registered the listener (this
+        # request's, about to end) to throw a "closed" into it; it is told
+        # through `gone` instead.
+        self.listener.greenlet = hub.greenlet
+
+    def readable(self, fd: int) -> None:
+        """Called by the hub, in its own greenlet: something came, or the end."""
+        import eventlet
+
+        if self.reading or self.ended:
+            return
+        self.reading = True
+        self.unlisten()
+        eventlet.spawn_n(self.read_parked)
+
+    def read_parked(self) -> None:
+        try:
+            going_on = self.read_one()
+        finally:
+            self.reading = False
+        if going_on and not self.ended:
+            self.listen()
+
+    def read_one(self) -> bool:
+        """Read a message (waiting for the rest of it, if only part came) and
+        have Engine.IO receive it; False once the connection is over."""
+        socket, server = self.socket, self.socket.server
+        try:
+            data = self.ws.wait()
+            if data and len(data) > server.max_http_buffer_size:
+                raise ValueError("packet is too large")
+        except Exception as exc:
+            if not socket.closed:
+                server.logger.info('%s: Unexpected error "%s", closing connection', socket.sid, exc)
+            data = None
+        if data is None:  # closed by the client
+            self.close()
+            return False
+        try:
+            socket.receive(packet.Packet(encoded_packet=data))
+        except exceptions.UnknownPacketError:
+            pass
+        except exceptions.SocketIsClosedError:
+            server.logger.info("Receive error -- socket is closed")
+            self.close()
+            return False
+        except Exception:
+            server.logger.exception("Unknown receive error")
+            self.close()
+            return False
+        return not self.ended
+
+    def close(self) -> None:
+        """The connection is over: what waits is written, then it is closed."""
+        self.end()
+        self.socket.queue.put(None)
+        self.writer.join()
+        self.socket.close(wait=False, abort=True, reason=self.socket.server.reason.TRANSPORT_CLOSE)
+
+    def end(self) -> None:
+        """Stop reading: nothing more will come, or nobody wants it."""
+        if self.ended:
+            return
+        self.ended = True
+        self.unlisten()
+        if self.parking is not None:
+            self.parking.count -= 1
+
+    def gone(self, _exc: BaseException) -> None:
+        """The hub found the socket closed under its listener."""
+        self.end()
+
+    def unlisten(self) -> None:
+        listener, self.listener = self.listener, None
+        if listener is not None:
+            import eventlet.hubs
+
+            eventlet.hubs.get_hub().remove(listener)
+
+
+def _upgrade(socket: Socket, ws: Any) -> bool:
+    """A polling connection moving to this websocket: Engine.IO's probe, then
+    its upgrade packet (the client's half of it is in engine.io's protocol)."""
+    socket.upgrading = True
+    try:
+        probe = packet.Packet(encoded_packet=_wait(socket, ws))
+        if probe.packet_type != packet.PING or probe.data != "probe":
+            socket.server.logger.info("%s: Failed websocket upgrade, no PING packet", socket.sid)
+            return False
+        ws.send(packet.Packet(packet.PONG, data="probe").encode())
+        socket.queue.put(packet.Packet(packet.NOOP))  # ends the client's last poll
+        upgrade = packet.Packet(encoded_packet=_wait(socket, ws))
+        if upgrade.packet_type != packet.UPGRADE:
+            socket.upgraded = False
+            socket.server.logger.info(
+                "%s: Failed websocket upgrade, expected UPGRADE packet", socket.sid
+            )
+            return False
+        return True
+    finally:
+        socket.upgrading = False
+
+
+def _wait(socket: Socket, ws: Any) -> Any:
+    data = ws.wait()
+    if data and len(data) > socket.server.max_http_buffer_size:
+        raise ValueError("packet is too large")
+    return data
+
+
+def _skip_once(ws: Any) -> Callable[..., None]:
+    def skip(*_args: Any, **_kwargs: Any) -> None:
+        # Gone once skipped: a later close sends its closing frame.
+        del ws._send_closing_frame
+
+    return skip
+
+
+def detach(protocol: Any) -> bool:
+    """Called as eventlet's request handler finishes: if its request parked
+    its websocket, let the handler go without closing the connection."""
+    environ = getattr(protocol, "environ", None)
+    if not environ or not environ.pop(PARKED, False):
+        return False
+    from http.server import BaseHTTPRequestHandler
+
+    try:
+        # Its buffered reader and writer of the socket, which stays open.
+        BaseHTTPRequestHandler.finish(protocol)
+    except OSError:
+        pass
+    # eventlet shuts the socket down and closes it when the request's green
+    # thread ends; it is given a stand-in to close instead.
+    protocol.conn_state[1] = protocol.connection = protocol.request = _Detached()
+    # Socket.IO keeps the environ as long as the connection: without what
+    # ties it to the finished request.
+    environ.pop("eventlet.set_idle", None)
+    environ.pop("eventlet.posthooks", None)
+    environ["wsgi.input"] = environ["eventlet.input"] = NO_BODY
+    return True
+
+
+class _Detached:
+    """What eventlet closes at the end of a parked websocket's request."""
+
+    def shutdown(self, *_args: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def park_websockets(eio: Any, limit: int) -> Parking | None:
+    """Have `eio` (an engineio.Server under eventlet) park up to `limit` open
+    websockets. Only for a server whose requests finish through `detach`."""
+    if eio.async_mode != "eventlet":
+        return None
+    can_write = direct_writes.write_probe(eio.async_mode)
+    if can_write is None:
+        return None
+    parking = Parking(eio, limit, can_write, eio._async["websocket"])
+    # The driver table is shared by every server of the process: this one
+    # gets a copy of its own.
+    eio._async = {**eio._async, "websocket": parking.app}
+    return parking
