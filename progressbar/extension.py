@@ -158,6 +158,8 @@ class ProgressBar:
                 client_manager=queue_manager(settings, store),
                 cors_allowed_origins=socketio_origins(settings.allowed_origins),
                 max_http_buffer_size=payloads.MAX_BYTES,
+                ping_interval=settings.ping_interval,
+                ping_timeout=settings.ping_timeout,
                 # Unreadable events answered `invalid`; strict JSON out.
                 serializer=payloads.StrictPacket,
                 transports=transports,

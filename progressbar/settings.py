@@ -182,6 +182,11 @@ class Settings:
     # and its default. Tasks with an eta or countdown beyond it are handed out
     # again too, so lower it only when no task waits that long.
     visibility_timeout: float = 3600.0
+    # Seconds between Engine.IO pings of each connection, and seconds a client
+    # has to answer one: a client gone without a word is let go after both
+    # (Engine.IO's own defaults). Lower the interval below a proxy's idle timeout.
+    ping_interval: int = 25
+    ping_timeout: int = 20
     # Where the HTTP JSON API lives, and the health check.
     api_url_prefix: str = "/api"
     health_url: str = "/healthz"
@@ -237,6 +242,8 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "cancel_grace": _at_least(1, float),
     "send_timeout": _at_least(1, float),
     "visibility_timeout": _at_least(1, float),
+    "ping_interval": _at_least(1, int),
+    "ping_timeout": _at_least(1, int),
     "api_url_prefix": _path,
     "health_url": _path,
 }

@@ -364,6 +364,18 @@ def extra_web(env: dict[str, str], logs: Path, name: str) -> Iterator[str]:
         process.stop()
 
 
+def hearing(stack: Stack, task_id: str) -> int:
+    """How many web processes listen to the task's pushes (on its own channel,
+    SOCKETIO_CHANNEL:task_id), as Redis counts them: a web process does while
+    a connection there watches the task."""
+    channel = f"progressbar:{task_id}"
+    client = redis.Redis.from_url(stack.redis_url)
+    try:
+        return int(dict(client.pubsub_numsub(channel))[channel.encode()])
+    finally:
+        client.close()
+
+
 def page_errors(page: Any) -> list[str]:
     """The errors a Playwright page reports from now on: exceptions and console errors."""
     errors: list[str] = []

@@ -21,6 +21,7 @@ from tests.stack import (
     Stack,
     extra_web,
     free_port,
+    hearing,
     identity_cookie,
     page_transports,
     wait_until,
@@ -206,17 +207,6 @@ def test_a_lost_task_is_still_reported_when_a_web_process_is_gone(cluster: Stack
         cluster.start_web("b")
         for name in cluster.workers:
             cluster.start_worker(name)
-
-
-def hearing(cluster: Stack, task_id: str) -> int:
-    """How many web processes listen to the task's pushes (on its own channel,
-    SOCKETIO_CHANNEL:task_id), as Redis counts them."""
-    channel = f"progressbar:{task_id}"
-    client = redis.Redis.from_url(cluster.redis_url)
-    try:
-        return int(dict(client.pubsub_numsub(channel))[channel.encode()])
-    finally:
-        client.close()
 
 
 def test_only_web_processes_with_watchers_of_a_task_hear_its_pushes(cluster: Stack) -> None:

@@ -1,0 +1,195 @@
+"""Open websockets are parked on the hub between messages (`python app.py`):
+they are served as before, however a client arrives (websocket or polling
+upgraded), however it leaves (close frame, Engine.IO or Socket.IO goodbye,
+dropped TCP connection), and past the parking limit."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import socketio
+import websocket
+
+from tests.stack import (
+    ProgressClient,
+    RawSocketIO,
+    Stack,
+    hearing,
+    identity_cookie,
+    wait_until,
+)
+
+# Parked at most: the stack's WEB_MAX_CONNECTIONS.
+LIMIT = 4
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    logs: Path = tmp_path_factory.mktemp("parked")
+    with Stack(logs, env_extra={"WEB_MAX_CONNECTIONS": str(LIMIT), "START_HIDDEN_KINDS": "1"}) as s:
+        yield s
+
+
+def long_task(stack: Stack, cookie: str) -> str:
+    """A task of a minute that reports 10 times a second, watched by nobody
+    once started."""
+    owner = ProgressClient(stack.base_url, cookie)
+    try:
+        task_id = owner.start("ticker", updates=600, rate=10)["task_id"]
+        owner.wait_for(task_id, lambda s: s["state"] == "running")
+    finally:
+        owner.close()
+    wait_until(lambda: hearing(stack, task_id) == 0, 5, "the owner gone")
+    return task_id
+
+
+def watch(raw: RawSocketIO, task_id: str) -> None:
+    answer = raw.call(f'["subscribe",{{"task_id":"{task_id}"}}]')
+    assert answer.startswith('[{"ok":true'), answer
+    assert f'"task_id":"{task_id}"' in raw.next_push()
+
+
+def close_frame(raw: RawSocketIO) -> None:
+    raw.ws.close()
+
+
+def engineio_goodbye(raw: RawSocketIO) -> None:
+    raw.ws.send("1")
+
+
+def socketio_goodbye(raw: RawSocketIO) -> None:
+    raw.ws.send("41/progress,")
+
+
+def dropped(raw: RawSocketIO) -> None:
+    # No closing handshake: the TCP connection just ends.
+    raw.ws.sock.shutdown(socket.SHUT_RDWR)
+    raw.ws.sock.close()
+
+
+@pytest.mark.parametrize("leave", [close_frame, engineio_goodbye, socketio_goodbye, dropped])
+def test_a_watcher_that_leaves_is_let_go_however_it_leaves(stack: Stack, leave: object) -> None:
+    cookie = identity_cookie(stack.base_url)
+    task_id = long_task(stack, cookie)
+    # Several rounds: the sockets' numbers are used again by the next ones.
+    for _ in range(3):
+        raw = RawSocketIO(stack.base_url, cookie)
+        try:
+            watch(raw, task_id)
+            assert hearing(stack, task_id) == 1
+            leave(raw)  # type: ignore[operator]
+            wait_until(lambda: hearing(stack, task_id) == 0, 5, "the watcher let go")
+        finally:
+            raw.ws.close()
+    # Those that come next are served.
+    raw = RawSocketIO(stack.base_url, cookie)
+    try:
+        watch(raw, task_id)
+    finally:
+        raw.close()
+
+
+def test_websockets_past_the_parking_limit_are_served_too(stack: Stack) -> None:
+    cookie = identity_cookie(stack.base_url)
+    task_id = long_task(stack, cookie)
+    raws = [RawSocketIO(stack.base_url, cookie) for _ in range(LIMIT + 2)]
+    try:
+        for raw in raws:
+            watch(raw, task_id)
+        for raw in raws:  # every one of them gets the next push too
+            assert f'"task_id":"{task_id}"' in raw.next_push()
+        raws.pop(0).close()
+        raws.pop().close()
+        assert hearing(stack, task_id) == 1
+    finally:
+        for raw in raws:
+            raw.close()
+    wait_until(lambda: hearing(stack, task_id) == 0, 5, "every watcher let go")
+    # Parking places given back: as many again are served.
+    more = [RawSocketIO(stack.base_url, cookie) for _ in range(LIMIT)]
+    try:
+        for raw in more:
+            watch(raw, task_id)
+    finally:
+        for raw in more:
+            raw.close()
+
+
+def test_a_polling_page_upgraded_to_websocket_is_served_and_let_go(stack: Stack) -> None:
+    cookie = identity_cookie(stack.base_url)
+    task_id = long_task(stack, cookie)
+    page = socketio.Client(reconnection=False)
+    pushes: list[dict[str, object]] = []
+    page.on("progress", pushes.append, namespace="/progress")
+    page.connect(
+        stack.base_url,
+        namespaces=["/progress"],
+        headers={"Cookie": cookie},
+        transports=["polling", "websocket"],
+        wait_timeout=10,
+    )
+    try:
+        wait_until(lambda: page.transport() == "websocket", 10, "the upgrade to websocket")
+        answer = page.call("subscribe", {"task_id": task_id}, namespace="/progress", timeout=10)
+        assert answer["ok"], answer
+        seq = answer["task"]["seq"]
+        wait_until(lambda: any(p["seq"] > seq for p in pushes), 10, "a push after the answer")
+    finally:
+        page.disconnect()
+    wait_until(lambda: hearing(stack, task_id) == 0, 5, "the page let go")
+
+
+def test_a_message_that_comes_in_pieces_is_read_whole_and_others_meanwhile(
+    stack: Stack,
+) -> None:
+    cookie = identity_cookie(stack.base_url)
+    task_id = long_task(stack, cookie)
+    slow, other = RawSocketIO(stack.base_url, cookie), RawSocketIO(stack.base_url, cookie)
+    try:
+        text = f'42/progress,1["subscribe",{{"task_id":"{task_id}"}}]'
+        frame = websocket.ABNF.create_frame(text, websocket.ABNF.OPCODE_TEXT).format()
+        slow.ws.sock.sendall(frame[:5])  # the head and part of the mask
+        watch(other, task_id)  # served while the rest has not come
+        slow.ws.sock.sendall(frame[5:])
+        assert slow.answer(1).startswith('[{"ok":true'), "the whole message, answered"
+    finally:
+        slow.close()
+        other.close()
+
+
+@pytest.fixture(scope="module")
+def quick_pings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    logs: Path = tmp_path_factory.mktemp("parked-pings")
+    env = {"PING_INTERVAL": "1", "PING_TIMEOUT": "1", "START_HIDDEN_KINDS": "1"}
+    with Stack(logs, env_extra=env) as s:
+        yield s
+
+
+def test_a_watcher_gone_silent_is_let_go_and_told(quick_pings: Stack) -> None:
+    cookie = identity_cookie(quick_pings.base_url)
+    task_id = long_task(quick_pings, cookie)
+    for _ in range(2):  # and the next one on the same socket number too
+        raw = RawSocketIO(quick_pings.base_url, cookie)
+        try:
+            watch(raw, task_id)
+            # Reads nothing, answers no ping: the server closes the connection.
+            wait_until(lambda: hearing(quick_pings, task_id) == 0, 10, "the silent one let go")
+            assert told_goodbye(raw)
+        finally:
+            raw.ws.close()
+
+
+def told_goodbye(raw: RawSocketIO) -> bool:
+    """Whether what the client reads after pings and pushes ends with the
+    websocket closed."""
+    try:
+        while True:
+            text = raw.ws.recv()
+            if text == "":  # the closing frame
+                return True
+            assert text == "2" or text.startswith("42/progress,"), text
+    except websocket.WebSocketConnectionClosedException:
+        return True
