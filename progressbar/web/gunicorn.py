@@ -22,8 +22,13 @@ worker_connections = 10_000
 def post_worker_init(worker: Any) -> None:
     # The app is loaded and the worker patched: each app's watchdog starts
     # here, in the process that serves (not in the master, which forks).
+    from ..state import state
     from .collector import keep_full_collections_short
-    from .watchdog import start_all
+    from .watchdog import registered, start_all
 
     start_all()
+    # Before the first request: a restart's reconnecting pages would all come
+    # at once, and a Redis connection opened amid them could time out.
+    for app in registered():
+        state(app).reads.open_connections()
     keep_full_collections_short()

@@ -207,8 +207,13 @@ def start_current() -> None:
 
 def start_all() -> None:
     """Run the watchdog of every app set up in this process (a server's hook)."""
-    for app in list(_apps):
+    for app in registered():
         start(app)
+
+
+def registered() -> list[Flask]:
+    """The apps set up in this process."""
+    return list(_apps)
 
 
 def serving_under_flask_run() -> bool:
