@@ -20,8 +20,8 @@ What it takes:
 - The request handler (`serve.py`'s protocol) leaves the socket open when
   its request parked it (`detach`).
 - At most `limit` websockets are parked; past it, a websocket keeps its
-  green thread, read as before. TLS sockets are never parked (their
-  decrypted bytes may wait in the TLS layer, out of the hub's sight).
+  green thread, read as before; so do TLS sockets and old drafts'
+  websockets, which may hold bytes out of the hub's sight (`parkable`).
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ class Parking:
         )
         server.logger.info("%s: Upgrade to websocket successful", socket.sid)
         reader = Reader(socket, ws, writer)
-        if self.count < self.limit and not hasattr(ws.socket, "pending"):
+        if self.count < self.limit and parkable(ws):
             reader.park(self, ws.environ)
             # eventlet sends a closing frame once the handler returns: not
             # to a connection that stays open.
@@ -202,6 +202,16 @@ class Reader:
             import eventlet.hubs
 
             eventlet.hubs.get_hub().remove(listener)
+
+
+def parkable(ws: Any) -> bool:
+    """Whether the hub sees all `ws` has to read: an RFC 6455 websocket
+    reads exactly the bytes of each frame from its socket, leaving the rest
+    in the kernel; an old draft's (Hixie) buffers what it read past a
+    message, and a TLS socket may hold decrypted bytes of its own."""
+    from eventlet.websocket import RFC6455WebSocket
+
+    return isinstance(ws, RFC6455WebSocket) and not hasattr(ws.socket, "pending")
 
 
 def _upgrade(socket: Socket, ws: Any) -> bool:
