@@ -170,7 +170,8 @@ class ProgressBar:
             direct_writes.write_directly(self.socketio.server.eio)
             # Its requests skip the middleware's per-request copies.
             socketio_wsgi.take_socketio_path_first(app)
-        sessions.skip_event_sessions(app)
+            # Its events reuse their connection's session.
+            sessions.skip_event_sessions(app)
         # For pages: `new ProgressClient({transports: {{ progressbar_transports()|tojson }}})`.
         app.add_template_global(lambda: transports, "progressbar_transports")
 

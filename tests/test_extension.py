@@ -221,10 +221,12 @@ def test_an_apps_own_socketio_must_queue_on_progressbars_redis() -> None:
     own = SocketIO(
         host, async_mode="threading", message_queue="redis://127.0.0.1:1/5", channel="host-channel"
     )
+    sessions = host.session_interface
     progress_bars = ProgressBar()
     progress_bars.init_app(host, socketio=own)
     assert progress_bars.socketio is own and "/progress" in own.server.namespace_handlers
     assert state(host).store.channel == "host-channel"
+    assert host.session_interface is sessions  # the host's server, the host's sessions
 
 
 def test_an_apps_own_celery_is_used_as_it_is_and_only_tracked_tasks_change() -> None:
