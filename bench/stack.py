@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import tempfile
+import threading
 from pathlib import Path
+from typing import Any, Self
 
 from tests.stack import Stack
 
@@ -58,3 +61,14 @@ class BenchStack(Stack):
             # The scenarios start the demo's hidden `ticker` kind as a client would.
             env_extra={"START_HIDDEN_KINDS": "1", **(env_extra or {})},
         )
+
+    def __enter__(self) -> Self:
+        # A run stopped from outside (`timeout`, a test's time limit) ends
+        # as on Ctrl-C: the stack's processes are stopped, not left running.
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _exit_on_terminate)
+        return super().__enter__()
+
+
+def _exit_on_terminate(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
