@@ -6,7 +6,9 @@ import secrets
 import time
 
 import pytest
+import redis
 import requests
+from celery import Celery
 
 from progressbar.snapshot import FIELDS
 from tests.stack import (
@@ -45,6 +47,34 @@ def test_start_answers_queued_and_pushes_until_succeeded(connect, cookie) -> Non
     assert set(states[:-1]) == {"running"}
     percents = [p["percent"] for p in pushes if p["percent"] is not None]
     assert percents == sorted(percents) and len(percents) >= 8
+
+
+def test_a_start_leaves_its_result_to_celery_without_the_web_subscribing_to_it(
+    connect, cookie, redis_url
+) -> None:
+    """Celery's result backend keeps the result (a host may `get()` it), and
+    the web process, which never waits on it, does not subscribe to it."""
+    observer = redis.Redis.from_url(redis_url, decode_responses=True)
+    marker = f"started {secrets.token_hex(4)}"
+    subscribed = []
+    client = connect(cookie)
+    with observer.monitor() as monitor:
+        task = client.start("simulate", duration=0.3, seed=8)
+        observer.echo(marker)
+        for seen in monitor.listen():
+            if marker in seen["command"]:
+                break
+            if seen["command"].startswith("SUBSCRIBE"):
+                subscribed.append(seen["command"])
+    observer.close()
+    final = client.wait_terminal(task["task_id"], timeout=15)
+    assert final["state"] == "succeeded"
+    assert not [c for c in subscribed if f"celery-task-meta-{task['task_id']}" in c], subscribed
+    celery = Celery(broker=redis_url, backend=redis_url)
+    try:
+        assert celery.AsyncResult(task["task_id"]).get(timeout=10) == final["result"]
+    finally:
+        celery.close()
 
 
 def test_seq_strictly_increases_across_ack_and_pushes(connect, cookie) -> None:
