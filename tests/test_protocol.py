@@ -110,6 +110,36 @@ def test_late_subscriber_gets_the_current_state_then_pushes(connect, cookie) -> 
     assert after["task"]["result"] == final["result"]
 
 
+def test_a_watcher_joining_a_task_watched_here_is_answered_without_a_read(
+    connect, cookie, redis_url
+) -> None:
+    """The room is heard here already (its starter's page): the answer is the
+    latest push this process heard, not a read of the store, and nothing
+    falls between it and the pushes that follow."""
+    first = connect(cookie)
+    task = first.start("simulate", duration=2, seed=12)
+    seen = first.wait_for(task["task_id"], lambda s: (s["percent"] or 0) >= 20, timeout=10)
+    late = connect(cookie)
+    observer = redis.Redis.from_url(redis_url, decode_responses=True)
+    marker = f"subscribed {secrets.token_hex(4)}"
+    reads = []
+    with observer.monitor() as monitor:
+        answer = late.call("subscribe", {"task_id": task["task_id"]})
+        observer.echo(marker)
+        for seen_command in monitor.listen():
+            command = seen_command["command"]
+            if marker in command:
+                break
+            if task["task_id"] in command and not command.startswith(("EVALSHA", "PUBLISH")):
+                reads.append(command)
+    observer.close()
+    assert answer["ok"] and answer["task"]["seq"] >= seen["seq"], answer
+    assert reads == []
+    final = late.wait_terminal(task["task_id"], timeout=15)
+    seqs = {answer["task"]["seq"]} | {p["seq"] for p in late.pushes_for(task["task_id"])}
+    assert seqs == set(range(answer["task"]["seq"], final["seq"] + 1))
+
+
 def test_unsubscribe_stops_pushes(connect, cookie) -> None:
     watcher = connect(cookie)
     task = watcher.start("simulate", duration=2, seed=1)
