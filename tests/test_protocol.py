@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import redis
@@ -110,34 +112,65 @@ def test_late_subscriber_gets_the_current_state_then_pushes(connect, cookie) -> 
     assert after["task"]["result"] == final["result"]
 
 
+def reads_of(redis_url: str, task_id: str, call: Callable[[], Any]) -> tuple[Any, list[str]]:
+    """What `call` returned, and the reads of the task's record meanwhile."""
+    observer = redis.Redis.from_url(redis_url, decode_responses=True)
+    marker, reads = f"called {secrets.token_hex(4)}", []
+    with observer.monitor() as monitor:
+        returned = call()
+        observer.echo(marker)
+        for seen in monitor.listen():
+            command = seen["command"]
+            if marker in command:
+                break
+            # The web process reads a record whole (its owner, flag, snapshot).
+            if command.startswith("HMGET") and task_id in command and "snapshot" in command:
+                reads.append(command)
+    observer.close()
+    return returned, reads
+
+
 def test_a_watcher_joining_a_task_watched_here_is_answered_without_a_read(
     connect, cookie, redis_url
 ) -> None:
     """The room is heard here already (its starter's page): the answer is the
-    latest push this process heard, not a read of the store, and nothing
-    falls between it and the pushes that follow."""
-    first = connect(cookie)
+    latest push this process heard, not a read of the store, and nothing falls
+    between it and the pushes that follow."""
+    first, late = connect(cookie), connect(cookie)
     task = first.start("simulate", duration=2, seed=12)
     seen = first.wait_for(task["task_id"], lambda s: (s["percent"] or 0) >= 20, timeout=10)
-    late = connect(cookie)
-    observer = redis.Redis.from_url(redis_url, decode_responses=True)
-    marker = f"subscribed {secrets.token_hex(4)}"
-    reads = []
-    with observer.monitor() as monitor:
-        answer = late.call("subscribe", {"task_id": task["task_id"]})
-        observer.echo(marker)
-        for seen_command in monitor.listen():
-            command = seen_command["command"]
-            if marker in command:
-                break
-            if task["task_id"] in command and not command.startswith(("EVALSHA", "PUBLISH")):
-                reads.append(command)
-    observer.close()
+    answer, reads = reads_of(
+        redis_url, task["task_id"], lambda: late.call("subscribe", {"task_id": task["task_id"]})
+    )
     assert answer["ok"] and answer["task"]["seq"] >= seen["seq"], answer
     assert reads == []
     final = late.wait_terminal(task["task_id"], timeout=15)
     seqs = {answer["task"]["seq"]} | {p["seq"] for p in late.pushes_for(task["task_id"])}
     assert seqs == set(range(answer["task"]["seq"], final["seq"] + 1))
+
+
+def test_a_watcher_joining_a_task_started_here_before_its_first_push_needs_no_read(
+    stack_env, redis_url, logs_dir
+) -> None:
+    """No worker takes the task (a Redis database no worker serves): the
+    second page is answered with its first snapshot, which the start made."""
+    url = redis_url.rsplit("/", 1)[0] + "/5"
+    with extra_web({**stack_env, "REDIS_URL": url}, logs_dir, "web-no-worker") as base:
+        cookie = identity_cookie(base)
+        first, second = ProgressClient(base, cookie), ProgressClient(base, cookie)
+        try:
+            task = first.start("simulate", duration=1, seed=2)
+            answer, reads = reads_of(
+                url, task["task_id"], lambda: second.call("subscribe", {"task_id": task["task_id"]})
+            )
+            assert answer == {"ok": True, "task": task}
+            assert reads == []
+            assert first.call("cancel", {"task_id": task["task_id"]})["outcome"] == "cancelled"
+            ended = second.wait_terminal(task["task_id"], timeout=10)
+            assert (ended["state"], ended["seq"]) == ("cancelled", task["seq"] + 1)
+        finally:
+            first.close()
+            second.close()
 
 
 def test_unsubscribe_stops_pushes(connect, cookie) -> None:

@@ -190,3 +190,16 @@ def test_a_lost_connection_forgets_every_push_heard() -> None:
     confirm(channels, task_channel("pb", "t1"))
     confirm(channels, "pb")
     assert channels.latest("t1") is None
+
+
+def test_a_task_started_here_stands_on_its_first_snapshot_until_its_first_push() -> None:
+    channels, connection = connected()
+    channels.add("t1")
+    confirm(channels, task_channel("pb", "t1"))
+    channels.started("t1", '{"seq":1}')
+    assert channels.latest("t1") == '{"seq":1}'
+    channels.heard("t1", '{"seq":2}')
+    channels.started("t1", '{"seq":1}')  # a push came first: it stays
+    assert channels.latest("t1") == '{"seq":2}'
+    channels.started("t2", '{"seq":1}')  # its starter left already
+    assert channels.latest("t2") is None

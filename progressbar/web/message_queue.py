@@ -38,7 +38,7 @@ from ..settings import Settings
 from ..settings import redis_url as normal_redis_url
 from ..snapshot import TERMINAL_STATES
 from ..store import Store
-from ..strict_json import loads
+from ..strict_json import dumps, loads
 from .task_channels import TaskChannels
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,10 @@ class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
         """The snapshot of the latest push of a task whose room is heard here, if any."""
         text = self.task_channels.latest(task_id)
         return loads(text) if text is not None else None
+
+    def started(self, snapshot: dict[str, Any]) -> None:
+        """A task was started here, its starter in its room: its first snapshot."""
+        self.task_channels.started(snapshot["task_id"], dumps(snapshot))
 
     def _handle_emit(self, message: dict[str, Any]) -> None:
         data = message.get("data")

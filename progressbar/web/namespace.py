@@ -71,6 +71,10 @@ class ProgressNamespace(Namespace):
         snapshot = service.start_task(
             payload, current_identity(), join_room, leave_room, address=client_address()
         )
+        # What a watcher joining next is answered with, until the first push.
+        started = getattr(self.socketio.server.manager, "started", None)
+        if started is not None:
+            started(snapshot)
         return {"task": snapshot}
 
     @answered

@@ -14,7 +14,8 @@ The latest push heard of each room is kept too, once its subscription is
 confirmed: a watcher joining a room already heard here is answered with it
 instead of a read of the store. Every change of a task's snapshot but its
 creation is pushed, in order, so that push is the stored snapshot or an
-older one whose successors are on their way to the joiner, now in the room.
+older one whose successors are on their way to the joiner, now in the room;
+a task started here stands on its first snapshot until its first push.
 A connection lost forgets them all (pushes published meanwhile were missed).
 """
 
@@ -86,6 +87,13 @@ class TaskChannels:
         if self._pending and self.channel_of(room).encode() in self._pending:
             return
         self._latest[room] = snapshot
+
+    def started(self, room: str, snapshot: str) -> None:
+        """`room`'s task was just created and sent, its joiner's subscription
+        confirmed: its first snapshot (which is never pushed) stands for the
+        latest push until one is heard, as every push of it comes after."""
+        if room not in self._latest:
+            self.heard(room, snapshot)
 
     def unheard(self, room: str) -> None:
         """A push of `room` was delivered without `heard`: what was kept is old."""
