@@ -1,5 +1,6 @@
-"""`python -m bench.churn [--slots 100] [--per-slot 10] [--rate 5] [--seconds 20] [--gc]`:
-watchers on one web process while tasks come and go.
+"""`python -m bench.churn [--slots 100] [--per-slot 10] [--rate 5] [--seconds 20] [--gc]
+[--spread] [--generators 2] [--profile FILE]`: watchers on one web process while
+tasks come and go.
 
 Each of `slots` identities has `per_slot` pages open (Socket.IO connections
 with its cookie, 1,000 in all by default). In each slot one task runs at a
@@ -11,12 +12,16 @@ pages of the identity `subscribe` to it, as the client's `watch` does for a
 task it is shown. So the web process delivers about 5,000 pushes a second
 while it also handles about 33 starts, 300 subscribes and 330 unsubscribes a
 second, and joins, leaves, subscribes and unsubscribes a task channel for each
-task.
+task. Every slot starts its first task at once, so their tasks keep ending and
+starting nearly together: waves of about 100 starts, 900 subscribes and 1,000
+unsubscribes every 3 s or so. With `--spread` slot k starts its first k/slots
+of a task's length later, as people who came at different moments would, and
+the same events come evenly.
 
 Printed, over `seconds` after a warm-up: deliveries/s, push latency (update()
 to the watcher) p50/p99/max, starts/s, the acks of start, subscribe and
-unsubscribe, the web process's CPU (fraction of one core) and RSS, and the
-load generator's CPU. With `--gc` the
+unsubscribe, the web process's CPU (fraction of one core, and µs a delivery)
+and RSS, and the load generators' CPU. With `--gc` the
 web process runs under `bench.gc_web` and its garbage collections in the
 window are reported too (count, pauses by generation). Updates lost are
 counted over the whole run, by seq, per watcher and task.
@@ -24,7 +29,8 @@ counted over the whole run, by seq, per watcher and task.
 The pages are bare websockets (`bench.connections.Watcher`, which speaks
 Engine.IO and Socket.IO's text packets itself), their slots split over
 `generators` processes: a thousand python-socketio clients in one process
-added pauses of their own to the tail they measured.
+added pauses of their own to the tail they measured. `--profile FILE` samples
+the web process with py-spy over the window (raw format; a dev tool).
 """
 
 from __future__ import annotations
@@ -148,11 +154,14 @@ async def slot(
     ended: dict[str, asyncio.Event],
     stop: asyncio.Event,
     rate: float,
+    delay: float = 0.0,
 ) -> None:
-    """One identity's pages: a task at a time, the next started as one ends."""
+    """One identity's pages: a task at a time, the next started as one ends;
+    the first `delay` seconds from now."""
     updates = max(1, round(TASK_SECONDS * rate))
     (owner_number, owner), *others = pages
     previous: str | None = None
+    await asyncio.sleep(delay)
     while not stop.is_set():
         dismiss = [
             call(m, page, number, "unsubscribe", {"task_id": previous})
@@ -179,11 +188,18 @@ async def slot(
 
 
 def generate(
-    conn: Connection, base_url: str, cookies: list[str], first: int, per_slot: int, rate: float
+    conn: Connection,
+    base_url: str,
+    cookies: list[str],
+    first: int,
+    per_slot: int,
+    rate: float,
+    delays: list[float],
 ) -> None:
     """One load-generator process: the slots of `cookies`, their pages numbered
-    from `first`. Sends "ready" once its pages are open, starts churning on
-    the window it is sent back, and sends its figures after the window."""
+    from `first`, each starting its first task `delays[k]` seconds in. Sends
+    "ready" once its pages are open, starts churning on the window it is sent
+    back, and sends its figures after the window."""
     raise_open_files()
     m = Churn()
 
@@ -211,7 +227,10 @@ def generate(
             m.window = await loop.run_in_executor(None, conn.recv)
             stop = asyncio.Event()
             groups = [pages[k * per_slot : (k + 1) * per_slot] for k in range(len(cookies))]
-            loops = [asyncio.create_task(slot(m, group, ended, stop, rate)) for group in groups]
+            loops = [
+                asyncio.create_task(slot(m, group, ended, stop, rate, delay))
+                for group, delay in zip(groups, delays, strict=True)
+            ]
             await asyncio.sleep(max(0.0, m.window[0] - time.time()))
             cpu = _own_cpu()
             await asyncio.sleep(max(0.0, m.window[1] - time.time()))
@@ -256,18 +275,30 @@ def churn(
     rate: float = RATE,
     generators: int = GENERATORS,
     before_window: Callable[[int], Any] | None = None,
+    spread: bool = False,
 ) -> dict[str, Any]:
     """`slots` identities of `per_slot` pages each, a 3 s task at a time per
     slot; `before_window(pid)`, if given, is called with the web pid as the
-    window opens (a profiler's hook)."""
+    window opens (a profiler's hook). All slots start at once, and their
+    tasks end and start again nearly together; with `spread`, slot k starts
+    its first task k/slots of a task's length later, as people who came at
+    different moments would."""
     raise_open_files()
     cookies = [identity_cookie(stack.base_url) for _ in range(slots)]
     web = stack.web.pid
     generators = max(1, min(generators, slots))
     share = [slots // generators + (g < slots % generators) for g in range(generators)]
     firsts = [sum(share[:g]) for g in range(generators)]
+    delays = [k * TASK_SECONDS / slots if spread else 0.0 for k in range(slots)]
     args = [
-        (stack.base_url, cookies[first : first + n], first * per_slot, per_slot, rate)
+        (
+            stack.base_url,
+            cookies[first : first + n],
+            first * per_slot,
+            per_slot,
+            rate,
+            delays[first : first + n],
+        )
         for first, n in zip(firsts, share, strict=True)
     ]
     with spawned(generate, args) as pipes:
@@ -302,6 +333,7 @@ def churn(
         "updates_per_s": rate,
         "seconds": seconds,
         "generators": generators,
+        "spread": spread,
         "deliveries_per_s": round(per_s, 1),
         **summary(latencies),
         "lost": sum(part["lost"] for part in parts),
@@ -352,6 +384,9 @@ def main() -> None:
         "--generators", type=int, default=GENERATORS, help="load-generator processes"
     )
     parser.add_argument("--profile", metavar="FILE", help="py-spy record the web process (raw)")
+    parser.add_argument(
+        "--spread", action="store_true", help="the slots' first starts spread over a task's length"
+    )
     args = parser.parse_args()
     hook = _py_spy(args.profile, args.seconds) if args.profile else None
     stack = BenchStack(WORKER, {**SETTINGS, **dict(args.set)})
@@ -368,6 +403,7 @@ def main() -> None:
             folder,
             rate=args.rate,
             generators=args.generators,
+            spread=args.spread,
             before_window=hook,
         )
     show(result)
