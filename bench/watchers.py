@@ -27,6 +27,8 @@ import multiprocessing
 import resource
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -149,38 +151,24 @@ def watchers(
     cookie = identity_cookie(stack.base_url)
     task_ids = staggered_tickers(stack, cookie, tasks, rate)
     web = stack.web.pid
-    spawn = multiprocessing.get_context("spawn")
-    pipes, procs = [], []
+    share = [count // generators + (g < count % generators) for g in range(generators)]
+    firsts = [sum(share[:g]) for g in range(generators)]
+    args = [(stack.base_url, cookie, task_ids, firsts[g], share[g]) for g in range(generators)]
     try:
-        share = [count // generators + (g < count % generators) for g in range(generators)]
-        firsts = [sum(share[:g]) for g in range(generators)]
-        for g in range(generators):
-            parent, child = spawn.Pipe()
-            p = spawn.Process(
-                target=watch,
-                args=(child, stack.base_url, cookie, task_ids, firsts[g], share[g]),
-                daemon=True,
-            )
-            p.start()
-            pipes.append(parent)
-            procs.append(p)
-        opened = [_receive(parent, 600) for parent in pipes]
-        # A second to settle, then everyone measures the same window.
-        window = (time.time() + 1.0, time.time() + 1.0 + seconds)
-        for parent in pipes:
-            parent.send(window)
-        time.sleep(max(0.0, window[0] - time.time()))
-        hook = before_window(web) if before_window else None
-        cpu = tree_cpu_seconds(web)
-        time.sleep(seconds)
-        web_cpu = (tree_cpu_seconds(web) - cpu) / seconds
-        rss = tree_rss_mb(web)
-        parts = [_receive(parent, 120) for parent in pipes]
+        with spawned(watch, args) as pipes:
+            opened = [_receive(parent, 600) for parent in pipes]
+            # A second to settle, then everyone measures the same window.
+            window = (time.time() + 1.0, time.time() + 1.0 + seconds)
+            for parent in pipes:
+                parent.send(window)
+            time.sleep(max(0.0, window[0] - time.time()))
+            hook = before_window(web) if before_window else None
+            cpu = tree_cpu_seconds(web)
+            time.sleep(seconds)
+            web_cpu = (tree_cpu_seconds(web) - cpu) / seconds
+            rss = tree_rss_mb(web)
+            parts = [_receive(parent, 120) for parent in pipes]
     finally:
-        for p in procs:
-            p.join(30)
-            if p.is_alive():
-                p.kill()
         try:
             cancel_all(stack, cookie, task_ids)
         except Exception as exc:  # the stack stops anyway; keep the first error
@@ -210,6 +198,29 @@ def watchers(
         "hook": hook,
         "samples_ms": latencies,
     }
+
+
+@contextmanager
+def spawned(target: Callable[..., None], args: list[tuple[Any, ...]]) -> Iterator[list[Connection]]:
+    """A load-generator process for each of `args`, running `target(pipe, *args[g])`,
+    and the parent's ends of their pipes. Spawned, not forked: each starts its
+    own asyncio loop in a fresh interpreter. Joined on leaving (killed if one
+    is still running 30 s later)."""
+    spawn = multiprocessing.get_context("spawn")
+    pipes, procs = [], []
+    try:
+        for one in args:
+            parent, child = spawn.Pipe()
+            p = spawn.Process(target=target, args=(child, *one), daemon=True)
+            p.start()
+            pipes.append(parent)
+            procs.append(p)
+        yield pipes
+    finally:
+        for p in procs:
+            p.join(30)
+            if p.is_alive():
+                p.kill()
 
 
 def _receive(conn: Connection, timeout: float) -> Any:

@@ -215,12 +215,22 @@ def launch(
         subscribe(task_id)
     try:
         for message_id, m in zip(ids, messages, strict=True):
+            # Sent as a plain `send_task` would send it, but for a result
+            # nobody here waits on: told the result is ignored, `send_task`
+            # skips its backend's `on_task_call`, with which Celery's Redis
+            # backend subscribes this process to the task's result channel
+            # (and the AsyncResult returned, dropped at once, unsubscribes
+            # it): two pub/sub commands a start, their confirmations never
+            # read. The message's header is set back to a plain send's (None:
+            # the worker stores the result as the task's own `ignore_result`
+            # says), so `AsyncResult(task_id).get()` works as for any task.
             state().celery.send_task(
                 m.task,
                 args=m.args,
                 kwargs=m.kwargs,
                 task_id=message_id,
-                headers={SENT_BY_START: 1},
+                ignore_result=True,
+                headers={SENT_BY_START: 1, "ignore_result": None},
                 **_time_limits(m),
             )
     except Exception:

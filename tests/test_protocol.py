@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
+import redis
 import requests
+from celery import Celery
 
 from progressbar.snapshot import FIELDS
 from tests.stack import (
@@ -47,6 +51,34 @@ def test_start_answers_queued_and_pushes_until_succeeded(connect, cookie) -> Non
     assert percents == sorted(percents) and len(percents) >= 8
 
 
+def test_a_start_leaves_its_result_to_celery_without_the_web_subscribing_to_it(
+    connect, cookie, redis_url
+) -> None:
+    """Celery's result backend keeps the result (a host may `get()` it), and
+    the web process, which never waits on it, does not subscribe to it."""
+    observer = redis.Redis.from_url(redis_url, decode_responses=True)
+    marker = f"started {secrets.token_hex(4)}"
+    subscribed = []
+    client = connect(cookie)
+    with observer.monitor() as monitor:
+        task = client.start("simulate", duration=0.3, seed=8)
+        observer.echo(marker)
+        for seen in monitor.listen():
+            if marker in seen["command"]:
+                break
+            if seen["command"].startswith("SUBSCRIBE"):
+                subscribed.append(seen["command"])
+    observer.close()
+    final = client.wait_terminal(task["task_id"], timeout=15)
+    assert final["state"] == "succeeded"
+    assert not [c for c in subscribed if f"celery-task-meta-{task['task_id']}" in c], subscribed
+    celery = Celery(broker=redis_url, backend=redis_url)
+    try:
+        assert celery.AsyncResult(task["task_id"]).get(timeout=10) == final["result"]
+    finally:
+        celery.close()
+
+
 def test_seq_strictly_increases_across_ack_and_pushes(connect, cookie) -> None:
     client = connect(cookie)
     task = client.start("simulate", duration=0.8, seed=5)
@@ -78,6 +110,67 @@ def test_late_subscriber_gets_the_current_state_then_pushes(connect, cookie) -> 
     assert after["task"]["state"] == "succeeded"
     assert after["task"]["seq"] == final["seq"]
     assert after["task"]["result"] == final["result"]
+
+
+def reads_of(redis_url: str, task_id: str, call: Callable[[], Any]) -> tuple[Any, list[str]]:
+    """What `call` returned, and the reads of the task's record meanwhile."""
+    observer = redis.Redis.from_url(redis_url, decode_responses=True)
+    marker, reads = f"called {secrets.token_hex(4)}", []
+    with observer.monitor() as monitor:
+        returned = call()
+        observer.echo(marker)
+        for seen in monitor.listen():
+            command = seen["command"]
+            if marker in command:
+                break
+            # The web process reads a record whole (its owner, flag, snapshot).
+            if command.startswith("HMGET") and task_id in command and "snapshot" in command:
+                reads.append(command)
+    observer.close()
+    return returned, reads
+
+
+def test_a_watcher_joining_a_task_watched_here_is_answered_without_a_read(
+    connect, cookie, redis_url
+) -> None:
+    """The room is heard here already (its starter's page): the answer is the
+    latest push this process heard, not a read of the store, and nothing falls
+    between it and the pushes that follow."""
+    first, late = connect(cookie), connect(cookie)
+    task = first.start("simulate", duration=2, seed=12)
+    seen = first.wait_for(task["task_id"], lambda s: (s["percent"] or 0) >= 20, timeout=10)
+    answer, reads = reads_of(
+        redis_url, task["task_id"], lambda: late.call("subscribe", {"task_id": task["task_id"]})
+    )
+    assert answer["ok"] and answer["task"]["seq"] >= seen["seq"], answer
+    assert reads == []
+    final = late.wait_terminal(task["task_id"], timeout=15)
+    seqs = {answer["task"]["seq"]} | {p["seq"] for p in late.pushes_for(task["task_id"])}
+    assert seqs == set(range(answer["task"]["seq"], final["seq"] + 1))
+
+
+def test_a_watcher_joining_a_task_started_here_before_its_first_push_needs_no_read(
+    stack_env, redis_url, logs_dir
+) -> None:
+    """No worker takes the task (a Redis database no worker serves): the
+    second page is answered with its first snapshot, which the start made."""
+    url = redis_url.rsplit("/", 1)[0] + "/5"
+    with extra_web({**stack_env, "REDIS_URL": url}, logs_dir, "web-no-worker") as base:
+        cookie = identity_cookie(base)
+        first, second = ProgressClient(base, cookie), ProgressClient(base, cookie)
+        try:
+            task = first.start("simulate", duration=1, seed=2)
+            answer, reads = reads_of(
+                url, task["task_id"], lambda: second.call("subscribe", {"task_id": task["task_id"]})
+            )
+            assert answer == {"ok": True, "task": task}
+            assert reads == []
+            assert first.call("cancel", {"task_id": task["task_id"]})["outcome"] == "cancelled"
+            ended = second.wait_terminal(task["task_id"], timeout=10)
+            assert (ended["state"], ended["seq"]) == ("cancelled", task["seq"] + 1)
+        finally:
+            first.close()
+            second.close()
 
 
 def test_unsubscribe_stops_pushes(connect, cookie) -> None:

@@ -147,3 +147,59 @@ def test_a_join_while_the_listener_connects_is_heard_on_its_connection() -> None
     confirm(channels, task_channel("pb", "t1"))
     confirm(channels, task_channel("pb", "t2"))
     assert channels.wait("t2", 0.01)
+
+
+def test_the_latest_push_of_a_room_is_kept_while_it_is_heard() -> None:
+    channels, connection = connected()
+    channels.add("t1")
+    confirm(channels, task_channel("pb", "t1"))
+    channels.heard("t1", '{"seq":2}')
+    channels.heard("t1", '{"seq":3}')
+    channels.heard("t2", '{"seq":9}')  # not heard here
+    assert (channels.latest("t1"), channels.latest("t2")) == ('{"seq":3}', None)
+    channels.unheard("t1")  # delivered another way: what was kept is old
+    assert channels.latest("t1") is None
+    channels.heard("t1", '{"seq":4}')
+    channels.remove("t1")
+    assert channels.latest("t1") is None
+
+
+def test_a_push_from_a_subscription_since_left_is_not_kept() -> None:
+    """Left and joined again: pushes between the UNSUBSCRIBE and the new
+    SUBSCRIBE were missed, so one heard before the new one is confirmed is old."""
+    channels, connection = connected()
+    channels.add("t1")
+    confirm(channels, task_channel("pb", "t1"))
+    channels.remove("t1")
+    channels.add("t1")
+    channels.heard("t1", '{"seq":2}')  # sent before the UNSUBSCRIBE
+    assert channels.latest("t1") is None
+    confirm(channels, task_channel("pb", "t1"))
+    channels.heard("t1", '{"seq":4}')
+    assert channels.latest("t1") == '{"seq":4}'
+
+
+def test_a_lost_connection_forgets_every_push_heard() -> None:
+    channels, connection = connected()
+    channels.add("t1")
+    confirm(channels, task_channel("pb", "t1"))
+    channels.heard("t1", '{"seq":2}')
+    channels.lost()
+    assert channels.latest("t1") is None
+    channels.connected(Connection())
+    confirm(channels, task_channel("pb", "t1"))
+    confirm(channels, "pb")
+    assert channels.latest("t1") is None
+
+
+def test_a_task_started_here_stands_on_its_first_snapshot_until_its_first_push() -> None:
+    channels, connection = connected()
+    channels.add("t1")
+    confirm(channels, task_channel("pb", "t1"))
+    channels.started("t1", '{"seq":1}')
+    assert channels.latest("t1") == '{"seq":1}'
+    channels.heard("t1", '{"seq":2}')
+    channels.started("t1", '{"seq":1}')  # a push came first: it stays
+    assert channels.latest("t1") == '{"seq":2}'
+    channels.started("t2", '{"seq":1}')  # its starter left already
+    assert channels.latest("t2") is None

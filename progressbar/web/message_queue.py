@@ -38,7 +38,7 @@ from ..settings import Settings
 from ..settings import redis_url as normal_redis_url
 from ..snapshot import TERMINAL_STATES
 from ..store import Store
-from ..strict_json import loads
+from ..strict_json import dumps, loads
 from .task_channels import TaskChannels
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,15 @@ class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
             self.ended &= set(self.local_rooms(NAMESPACE))
         self.ended.add(task_id)
 
+    def latest(self, task_id: str) -> dict[str, Any] | None:
+        """The snapshot of the latest push of a task whose room is heard here, if any."""
+        text = self.task_channels.latest(task_id)
+        return loads(text) if text is not None else None
+
+    def started(self, snapshot: dict[str, Any]) -> None:
+        """A task was started here, its starter in its room: its first snapshot."""
+        self.task_channels.started(snapshot["task_id"], dumps(snapshot))
+
     def _handle_emit(self, message: dict[str, Any]) -> None:
         data = message.get("data")
         if message.get("event") == EVENT and isinstance(data, list) and data:
@@ -160,6 +169,7 @@ class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
                 if parts is None:
                     yield data  # anything but a store push: python-socketio's way
                 elif parts[1] in self.task_channels.rooms and not self._deliver(*parts):
+                    self.task_channels.unheard(parts[1])
                     yield data
                 # else: a push for a room not hosted here (on the shared channel)
 
@@ -175,6 +185,9 @@ class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
             text = snapshot.decode()
         except (ValueError, AttributeError):
             return False
+        # Kept before it is sent: a watcher joining meanwhile is answered
+        # with it, if not sent it too.
+        self.task_channels.heard(room, text)
         packet = eio_packet.Packet(eio_packet.MESSAGE, _EVENT_HEAD + text + "]")
         for eio_sid in list(self.rooms.get(NAMESPACE, {}).get(room, {}).values()):
             self.server._send_eio_packet(eio_sid, packet)

@@ -71,6 +71,10 @@ class ProgressNamespace(Namespace):
         snapshot = service.start_task(
             payload, current_identity(), join_room, leave_room, address=client_address()
         )
+        # What a watcher joining next is answered with, until the first push.
+        started = getattr(self.socketio.server.manager, "started", None)
+        if started is not None:
+            started(snapshot)
         return {"task": snapshot}
 
     @answered
@@ -81,14 +85,20 @@ class ProgressNamespace(Namespace):
         # Ownership first: joining even for a moment would leak a push.
         service.check_watcher(task_id, identity)
         join_room(task_id)
-        # Read after joining, so nothing falls between the read and the join.
-        try:
-            snapshot = service.get_task(task_id, identity)
-        except ProtocolError:
-            # Gone meanwhile (Redis came back without it): not found, not watched.
-            leave_room(task_id)
-            raise
-        note_state = getattr(self.socketio.server.manager, "note_state", None)
+        manager = self.socketio.server.manager
+        # The latest push of the task this process heard, if its room was
+        # heard here already (a start, another watcher): no read of the store.
+        latest = getattr(manager, "latest", None)
+        snapshot = latest(task_id) if latest is not None else None
+        if snapshot is None:
+            # Read after joining, so nothing falls between the read and the join.
+            try:
+                snapshot = service.get_task(task_id, identity)
+            except ProtocolError:
+                # Gone meanwhile (Redis came back without it): not found, not watched.
+                leave_room(task_id)
+                raise
+        note_state = getattr(manager, "note_state", None)
         if note_state is not None:
             note_state(task_id, snapshot.get("state"))
         return {"task": snapshot}

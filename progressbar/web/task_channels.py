@@ -9,6 +9,14 @@ adds capacity, instead of each one paying for every push of the cluster.
 A join waits until Redis has confirmed the subscription (Redis answers a
 connection's commands in order), so whatever the joiner reads from the store
 afterwards is no older than the first push it will be sent.
+
+The latest push heard of each room is kept too, once its subscription is
+confirmed: a watcher joining a room already heard here is answered with it
+instead of a read of the store. Every change of a task's snapshot but its
+creation is pushed, in order, so that push is the stored snapshot or an
+older one whose successors are on their way to the joiner, now in the room;
+a task started here stands on its first snapshot until its first push.
+A connection lost forgets them all (pushes published meanwhile were missed).
 """
 
 from __future__ import annotations
@@ -36,6 +44,9 @@ class TaskChannels:
         # Per channel, an event for each SUBSCRIBE sent and not yet confirmed, in order.
         self._pending: dict[bytes, deque[Any]] = {}
         self._stale: list[Any] = []
+        # The snapshot JSON of the latest push heard of each room, since its
+        # subscription was confirmed.
+        self._latest: dict[str, str] = {}
 
     def channel_of(self, room: str) -> str:
         return task_channel(self.channel, room)
@@ -60,10 +71,37 @@ class TaskChannels:
     def remove(self, room: str) -> None:
         """Stop hearing `room`'s pushes (its last watcher here left)."""
         self.rooms.discard(room)
+        self._latest.pop(room, None)
         try:
             self.pubsub.unsubscribe(self.channel_of(room))
         except Exception:
             pass  # a new connection subscribes only to the rooms then heard
+
+    def heard(self, room: str, snapshot: str) -> None:
+        """A push of `room` (its snapshot's JSON) is being delivered here.
+        Not kept while a SUBSCRIBE of the room waits for its confirmation:
+        it may come from a subscription since left, which missed the pushes
+        published between its UNSUBSCRIBE and the new SUBSCRIBE."""
+        if room not in self.rooms:
+            return
+        if self._pending and self.channel_of(room).encode() in self._pending:
+            return
+        self._latest[room] = snapshot
+
+    def started(self, room: str, snapshot: str) -> None:
+        """`room`'s task was just created and sent, its joiner's subscription
+        confirmed: its first snapshot (which is never pushed) stands for the
+        latest push until one is heard, as every push of it comes after."""
+        if room not in self._latest:
+            self.heard(room, snapshot)
+
+    def unheard(self, room: str) -> None:
+        """A push of `room` was delivered without `heard`: what was kept is old."""
+        self._latest.pop(room, None)
+
+    def latest(self, room: str) -> str | None:
+        """The snapshot JSON of the latest push of `room` heard here, if any."""
+        return self._latest.get(room)
 
     def wait(self, room: str, timeout: float) -> bool:
         """Wait until Redis has confirmed this process hears `room`; False on timeout."""
@@ -87,6 +125,7 @@ class TaskChannels:
         """
         self._stale += [event for queue in self._pending.values() for event in queue]
         self._pending = {}
+        self._latest = {}
         self.pubsub = None
         rooms = set(self.rooms)
         pubsub.subscribe(*(self.channel_of(room) for room in rooms), self.channel)
@@ -115,3 +154,4 @@ class TaskChannels:
         """The listener's connection failed: joins wait for the next one."""
         self.ready.clear()
         self.pubsub = None
+        self._latest = {}
