@@ -1,15 +1,20 @@
 """Open websockets are parked on the hub between messages (`python app.py`):
 they are served as before, however a client arrives (websocket or polling
 upgraded), however it leaves (close frame, Engine.IO or Socket.IO goodbye,
-dropped TCP connection), and past the parking limit."""
+dropped TCP connection, or gone silent), however its messages come (several
+at once, one in pieces); and WEB_MAX_CONNECTIONS still bounds the
+connections served at once."""
 
 from __future__ import annotations
 
+import json
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 import socketio
 import websocket
 
@@ -22,7 +27,7 @@ from tests.stack import (
     wait_until,
 )
 
-# Parked at most: the stack's WEB_MAX_CONNECTIONS.
+# The stack's WEB_MAX_CONNECTIONS.
 LIMIT = 4
 
 
@@ -92,30 +97,77 @@ def test_a_watcher_that_leaves_is_let_go_however_it_leaves(stack: Stack, leave: 
         raw.close()
 
 
-def test_websockets_past_the_parking_limit_are_served_too(stack: Stack) -> None:
+def test_no_more_connections_than_the_limit_are_served_at_once(stack: Stack) -> None:
     cookie = identity_cookie(stack.base_url)
     task_id = long_task(stack, cookie)
-    raws = [RawSocketIO(stack.base_url, cookie) for _ in range(LIMIT + 2)]
+    raws = [RawSocketIO(stack.base_url, cookie) for _ in range(LIMIT)]
     try:
         for raw in raws:
             watch(raw, task_id)
-        for raw in raws:  # every one of them gets the next push too
+        # One more waits, parked websockets holding every place.
+        more: list[RawSocketIO] = []
+        waiting = threading.Thread(
+            target=lambda: more.append(RawSocketIO(stack.base_url, cookie)), daemon=True
+        )
+        waiting.start()
+        waiting.join(2)
+        assert waiting.is_alive() and not more
+        raws.pop().close()  # a place freed: served
+        waiting.join(10)
+        assert more, "served once a place was free"
+        raws += more
+        watch(more[0], task_id)
+        for raw in raws:  # and the others still get every push
             assert f'"task_id":"{task_id}"' in raw.next_push()
-        raws.pop(0).close()
-        raws.pop().close()
-        assert hearing(stack, task_id) == 1
     finally:
         for raw in raws:
             raw.close()
     wait_until(lambda: hearing(stack, task_id) == 0, 5, "every watcher let go")
-    # Parking places given back: as many again are served.
-    more = [RawSocketIO(stack.base_url, cookie) for _ in range(LIMIT)]
+
+
+def test_several_messages_in_one_segment_are_each_answered(stack: Stack) -> None:
+    raw = RawSocketIO(stack.base_url, identity_cookie(stack.base_url))
     try:
-        for raw in more:
-            watch(raw, task_id)
+        texts = [f'42/progress,{n}["subscribe",{{"task_id":"nope-{n}"}}]' for n in (1, 2, 3)]
+        raw.ws.sock.sendall(
+            b"".join(
+                websocket.ABNF.create_frame(t, websocket.ABNF.OPCODE_TEXT).format() for t in texts
+            )
+        )
+        for n in (1, 2, 3):
+            assert '"code":"not_found"' in raw.answer(n)
     finally:
-        for raw in more:
-            raw.close()
+        raw.close()
+
+
+def test_an_upgrade_whose_session_closed_meanwhile_leaves_the_server_serving(
+    stack: Stack,
+) -> None:
+    base = stack.base_url
+    opened = requests.get(f"{base}/socket.io/?EIO=4&transport=polling", timeout=5).text
+    sid = json.loads(opened[1:])["sid"]
+    ws = websocket.create_connection(
+        base.replace("http://", "ws://") + f"/socket.io/?EIO=4&transport=websocket&sid={sid}",
+        timeout=5,
+    )
+    try:
+        ws.send("2probe")
+        assert ws.recv() == "3probe"
+        # The session ends over polling while its websocket is being upgraded.
+        polled = f"{base}/socket.io/?EIO=4&transport=polling&sid={sid}"
+        requests.post(polled, data="1", timeout=5)
+        ws.send("5")
+    finally:
+        ws.close()
+    # New connections, one of them on the websocket's old socket number.
+    for _ in range(3):
+        assert requests.get(f"{base}/healthz", timeout=5).status_code == 200
+    cookie = identity_cookie(base)
+    raw = RawSocketIO(base, cookie)
+    try:
+        watch(raw, long_task(stack, cookie))
+    finally:
+        raw.close()
 
 
 def test_a_polling_page_upgraded_to_websocket_is_served_and_let_go(stack: Stack) -> None:

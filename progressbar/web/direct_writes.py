@@ -122,11 +122,13 @@ class Writer:
         self.closed = True
         self.waiting = None
         try:
-            self.ws.close()
+            if not _socket_closed(self.ws):
+                self.ws.close()
         except Exception:
             log.debug("closing the websocket failed", exc_info=True)
-        if self.on_close is not None:
-            self.on_close()
+        finally:
+            if self.on_close is not None:
+                self.on_close()
 
 
 def write_directly(eio: Any) -> None:
@@ -206,6 +208,16 @@ def _fileno(ws: Any) -> int | None:
         if sock is not None and hasattr(sock, "fileno"):
             return int(sock.fileno())
     return None
+
+
+def _socket_closed(ws: Any) -> bool:
+    """Whether eventlet's websocket already closed its socket (on a protocol
+    error from the client): closing it again only logs a failed shutdown."""
+    socket = getattr(ws, "socket", None)
+    try:
+        return socket is not None and socket.fileno() == -1
+    except Exception:
+        return False
 
 
 def _can_write(probe: Any, fd: int) -> bool:

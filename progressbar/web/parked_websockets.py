@@ -19,9 +19,11 @@ What it takes:
   go through a `direct_writes.Writer`.
 - The request handler (`serve.py`'s protocol) leaves the socket open when
   its request parked it (`detach`).
-- At most `limit` websockets are parked; past it, a websocket keeps its
-  green thread, read as before; so do TLS sockets and old drafts'
-  websockets, which may hold bytes out of the hub's sight (`parkable`).
+- A parked websocket keeps its place in the server's pool of connections
+  (`connection_pool`): the pool's size still bounds the connections served
+  at once, parked or not.
+- TLS sockets and old drafts' websockets, which may hold bytes out of the
+  hub's sight, are read by their request's green thread as before (`parkable`).
 """
 
 from __future__ import annotations
@@ -39,21 +41,20 @@ from . import direct_writes
 
 log = logging.getLogger(__name__)
 
-# Set in a request's environ once its websocket is parked: the request
-# handler then leaves the connection open (`detach`).
+# Set in a request's environ once its websocket is parked, to the Parking:
+# the request handler then leaves the connection open (`detach`).
 PARKED = "progressbar.parked"
-# What a parked connection's environ reads as a body: it has none left.
-NO_BODY = io.BytesIO(b"")
 
 
 class Parking:
-    """The websockets parked on one Engine.IO server, at most `limit`."""
+    """The websockets parked on one Engine.IO server, each holding its place
+    in `pool` (the server's pool of connections) until it closes."""
 
     def __init__(
-        self, eio: Any, limit: int, can_write: Callable[[int], bool], websocket_app: Any
+        self, eio: Any, pool: Any, can_write: Callable[[int], bool], websocket_app: Any
     ) -> None:
         self.eio = eio
-        self.limit = limit
+        self.pool = pool
         self.can_write = can_write
         # Engine.IO's eventlet websocket application class, which does the handshake.
         self.websocket_app = websocket_app
@@ -84,7 +85,12 @@ class Parking:
         )
         server.logger.info("%s: Upgrade to websocket successful", socket.sid)
         reader = Reader(socket, ws, writer)
-        if self.count < self.limit and parkable(ws):
+        if writer.closed or socket.closed:
+            # Closed as what waited was written (a session closed during its
+            # upgrade, a client gone): nothing to park, nothing to read.
+            reader.close()
+            return
+        if parkable(ws):
             reader.park(self, ws.environ)
             # eventlet sends a closing frame once the handler returns: not
             # to a connection that stays open.
@@ -111,7 +117,7 @@ class Reader:
     def park(self, parking: Parking, environ: dict[str, Any]) -> None:
         self.parking = parking
         parking.count += 1
-        environ[PARKED] = True
+        environ[PARKED] = parking
         # Closed by the server (a ping unanswered, a disconnect): nothing
         # more to read.
         self.writer.on_close = self.end
@@ -122,7 +128,7 @@ class Reader:
 
         hub = eventlet.hubs.get_hub()
         self.listener = hub.add(
-            hub.READ, self.ws.socket.fileno(), self.readable, self.gone, self.end
+            hub.READ, self.ws.socket.fileno(), self.readable, self.gone, self.obsoleted
         )
         # The hub would keep the greenlet that registered the listener (this
         # request's, about to end) to throw a "closed" into it; it is told
@@ -145,7 +151,12 @@ class Reader:
         finally:
             self.reading = False
         if going_on and not self.ended:
-            self.listen()
+            try:
+                self.listen()
+            except Exception:
+                # Never left open and unread: its pongs would go unread too.
+                log.exception("%s: could not wait for the next message", self.socket.sid)
+                self.close()
 
     def read_one(self) -> bool:
         """Read a message (waiting for the rest of it, if only part came) and
@@ -179,18 +190,31 @@ class Reader:
     def close(self) -> None:
         """The connection is over: what waits is written, then it is closed."""
         self.end()
-        self.socket.queue.put(None)
+        socket, server = self.socket, self.socket.server
+        socket.queue.put(None)
         self.writer.join()
-        self.socket.close(wait=False, abort=True, reason=self.socket.server.reason.TRANSPORT_CLOSE)
+        socket.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+        # As Engine.IO does once its own websocket handler returns.
+        if socket.closed and server.sockets.get(socket.sid) is socket:
+            del server.sockets[socket.sid]
 
     def end(self) -> None:
         """Stop reading: nothing more will come, or nobody wants it."""
         if self.ended:
             return
         self.ended = True
+        self.writer.on_close = None
         self.unlisten()
         if self.parking is not None:
             self.parking.count -= 1
+            # Its place in the pool of connections is free again.
+            self.parking.pool.sem.release()
+
+    def obsoleted(self) -> None:
+        """The hub dropped the listener itself: its socket's number was
+        given to a new one, so this socket is closed."""
+        self.listener = None
+        self.end()
 
     def gone(self, _exc: BaseException) -> None:
         """The hub found the socket closed under its listener."""
@@ -254,11 +278,17 @@ def _skip_once(ws: Any) -> Callable[..., None]:
 
 def detach(protocol: Any) -> bool:
     """Called as eventlet's request handler finishes: if its request parked
-    its websocket, let the handler go without closing the connection."""
-    environ = getattr(protocol, "environ", None)
-    if not environ or not environ.pop(PARKED, False):
+    its websocket, let the handler go without closing the connection, and
+    the connection keep the handler's place in the pool."""
+    environ: dict[str, Any] = getattr(protocol, "environ", None) or {}
+    parking = environ.pop(PARKED, None)
+    if parking is None:
         return False
     from http.server import BaseHTTPRequestHandler
+
+    import eventlet
+
+    parking.pool.hold(eventlet.getcurrent())
 
     try:
         # Its buffered reader and writer of the socket, which stays open.
@@ -272,7 +302,7 @@ def detach(protocol: Any) -> bool:
     # ties it to the finished request.
     environ.pop("eventlet.set_idle", None)
     environ.pop("eventlet.posthooks", None)
-    environ["wsgi.input"] = environ["eventlet.input"] = NO_BODY
+    environ["wsgi.input"] = environ["eventlet.input"] = io.BytesIO(b"")
     return True
 
 
@@ -286,15 +316,47 @@ class _Detached:
         pass
 
 
-def park_websockets(eio: Any, limit: int) -> Parking | None:
-    """Have `eio` (an engineio.Server under eventlet) park up to `limit` open
-    websockets. Only for a server whose requests finish through `detach`."""
-    if eio.async_mode != "eventlet":
+def connection_pool(size: int) -> Any:
+    """eventlet's pool of request green threads, of `size`, in which a
+    parked websocket keeps the place of the request that opened it."""
+    import eventlet
+
+    class ConnectionPool(eventlet.GreenPool):  # type: ignore[misc]
+        def __init__(self, size: int) -> None:
+            super().__init__(size)
+            # Requests ending whose connection stays, parked.
+            self.holding: set[Any] = set()
+
+        def hold(self, thread: Any) -> None:
+            """`thread`'s place is not given back as it ends: its parked
+            websocket gives it back once closed (`Reader.end`)."""
+            self.holding.add(thread)
+
+        def _spawn_done(self, coro: Any) -> None:
+            if coro in self.holding:
+                self.holding.discard(coro)
+            else:
+                self.sem.release()
+            self.coroutines_running.discard(coro)
+            # Nothing running (parked websockets are not): what `waitall`,
+            # at the server's end, waits for; eventlet's own test, every
+            # place free, would wait for the parked websockets too.
+            if not self.coroutines_running:
+                self.no_coros_running.send(None)
+
+    return ConnectionPool(size)
+
+
+def park_websockets(eio: Any, pool: Any) -> Parking | None:
+    """Have `eio` (an engineio.Server under eventlet) park its open websockets,
+    each keeping its place in `pool` (from `connection_pool`). Only for a
+    server whose requests finish through `detach`."""
+    if eio.async_mode != "eventlet" or not hasattr(pool, "hold"):
         return None
     can_write = direct_writes.write_probe(eio.async_mode)
     if can_write is None:
         return None
-    parking = Parking(eio, limit, can_write, eio._async["websocket"])
+    parking = Parking(eio, pool, can_write, eio._async["websocket"])
     # The driver table is shared by every server of the process: this one
     # gets a copy of its own.
     eio._async = {**eio._async, "websocket": parking.app}

@@ -41,7 +41,11 @@ def run(
     listening: AbstractContextManager[None] = nullcontext()
     if socketio.async_mode == "eventlet":
         options.setdefault("protocol", _no_delay_protocol())
-        options.setdefault("max_size", max_connections)
+        # Room for `max_connections`, open websockets included, though they
+        # wait parked rather than each in a green thread (`parked_websockets`).
+        pool = options.setdefault(
+            "custom_pool", parked_websockets.connection_pool(max_connections)
+        )
         # A page's polling connection stays open after its upgrade to
         # websocket, for as long as the browser keeps idle connections
         # (minutes), and holds one of the `max_connections` green threads all
@@ -51,7 +55,7 @@ def run(
         listening = _listen_backlog(max_connections)
         # Open websockets wait on the hub, not each in its request's green
         # thread; the protocol below lets such a request end (`finish`).
-        parked_websockets.park_websockets(socketio.server.eio, max_connections)
+        parked_websockets.park_websockets(socketio.server.eio, pool)
     collector.keep_full_collections_short()
     with listening:
         socketio.run(app, host=host, port=port, **options)
