@@ -111,7 +111,12 @@ def run(sizes: dict[str, Any]) -> dict[str, Any]:
         )
         results["storm"] = storm.storms(stack, sizes["storm_watchers"], sizes["storm_rounds"])
         slots, per_slot, seconds = sizes["churn"]
+        # Slots started all at once, whose tasks then end and start in waves;
+        # and started over a task's length, as people come and go.
         results["churn"] = churn.churn(stack, slots, per_slot, seconds, warm_up=min(5, seconds))
+        results["churn_spread"] = churn.churn(
+            stack, slots, per_slot, seconds, warm_up=min(5, seconds), spread=True
+        )
     # Four web processes, each hosting a quarter of the rooms.
     webs = BenchStack(env_extra={"MAX_ACTIVE_TASKS": "100000"}, webs=scaleout.WEBS)
     with webs as stack:
@@ -145,7 +150,7 @@ def main() -> None:
     print(table(results))
     slim = json.loads(json.dumps(results, default=str))
     samples = [slim["latency"], slim["browser"], *slim["fanout"], slim["storm"]["subscribe"]]
-    for section in [*samples, slim["churn"], slim["watchers"]]:
+    for section in [*samples, slim["churn"], slim["churn_spread"], slim["watchers"]]:
         section.pop("samples_ms", None)
     (args.out / f"{name}.json").write_text(json.dumps(slim, indent=2) + "\n")
     plot(results, args.out / f"{name}.png")

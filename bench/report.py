@@ -72,6 +72,8 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     ]
     if "churn" in r:
         out.append(_churn_row(r["churn"]))
+    if "churn_spread" in r:
+        out.append(_churn_row(r["churn_spread"]))
     if "scaleout" in r:
         so = r["scaleout"]
         ceiling = so["ceiling_pushes_per_s"]
@@ -195,7 +197,12 @@ def _churn_row(c: dict[str, Any]) -> tuple[str, str, str, str]:
     sub = c.get("subscribe_ack", {})
     return (
         f"churn: {c['watchers']:,} watchers, {c['slots']} tasks of 3 s at 5 updates/s, "
-        "each restarted as it ends (start, subscribes, unsubscribes)",
+        "each restarted as it ends (start, subscribes, unsubscribes); "
+        + (
+            "first starts spread over 3 s"
+            if c.get("spread")
+            else "all started at once, so they end and start again in waves"
+        ),
         f"{c['deliveries_per_s']:,}/s delivered, p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms, "
         f"max {c['max_ms']} ms, lost {c['lost']}; {c['starts_per_s']} starts/s; subscribe ack "
         f"p50 {sub.get('p50_ms')} ms, p99 {sub.get('p99_ms')} ms; web CPU {c['web_cpu']:.0%}, "
@@ -248,6 +255,9 @@ def plot(r: dict[str, Any], path: Path) -> None:
     ]
     if "churn" in r:
         series.append((f"churn, {r['churn']['watchers']} watchers", r["churn"]["samples_ms"]))
+    if "churn_spread" in r:
+        spread = r["churn_spread"]
+        series.append((f"churn spread, {spread['watchers']} watchers", spread["samples_ms"]))
     if "watchers" in r:
         series.append((f"{r['watchers']['watchers']:,} watchers", r["watchers"]["samples_ms"]))
     for label, samples in series:
