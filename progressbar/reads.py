@@ -18,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
+import redis
 from redis.exceptions import RedisError
 
 from .store import Record, Store
@@ -161,14 +162,21 @@ class Reads:
 
     def __init__(self, store: Store, pool_size: int, owners_kept: int = OWNERS_KEPT) -> None:
         self.in_flight = max(1, min(IN_FLIGHT, pool_size // 2))
-        self._pool = store.redis.connection_pool
+        # Connections of their own, one per read in flight: the store's are
+        # shared with everything else the process does, which could leave a
+        # read to open one in the middle of a storm (see `open_connections`).
+        self.redis = _own_client(store.redis, self.in_flight)
         slots = threading.Semaphore(self.in_flight)
-        self._records: Batched[str, Record] = Batched(store.records, slots)
-        self._lists: Batched[str, list[dict[str, Any]]] = Batched(store.lists, slots)
+        self._records: Batched[str, Record] = Batched(
+            lambda ids: store.records(ids, self.redis), slots
+        )
+        self._lists: Batched[str, list[dict[str, Any]]] = Batched(
+            lambda owners: store.lists(owners, self.redis), slots
+        )
         self.owners = Owners(owners_kept)
 
     def open_connections(self) -> None:
-        """Open now the Redis connections these reads use at once.
+        """Open now the Redis connections these reads use.
 
         Called as the process starts serving: right after a restart every
         open page comes back at once, and a connection opened then, with the
@@ -176,15 +184,16 @@ class Reads:
         timeout (the green thread that connects is not run again in time)
         and answer `unavailable` with Redis healthy. A Redis not reachable
         now is connected to on first use, as before."""
+        pool = self.redis.connection_pool
         opened = []
         try:
             for _ in range(self.in_flight):
-                opened.append(self._pool.get_connection())
+                opened.append(pool.get_connection())
         except RedisError as exc:
             log.warning("could not open the read connections yet: %s", exc)
         finally:
             for connection in opened:
-                self._pool.release(connection)
+                pool.release(connection)
 
     def record(self, task_id: str) -> Record:
         """The task's record, read after this call began."""
@@ -215,3 +224,15 @@ class Reads:
     def list(self, owner: str) -> list[dict[str, Any]]:
         """The owner's tasks, newest first, read after this call began."""
         return self._lists.get(owner)
+
+
+def _own_client(shared: redis.Redis, size: int) -> redis.Redis:
+    """A client of its own, of `size` connections, set up as `shared`'s are."""
+    pool = shared.connection_pool
+    own = redis.BlockingConnectionPool(
+        connection_class=pool.connection_class,
+        max_connections=size,
+        timeout=getattr(pool, "timeout", 5),
+        **pool.connection_kwargs,
+    )
+    return redis.Redis(connection_pool=own)

@@ -323,11 +323,11 @@ class Store:
         raw = self.redis.hget(self._task_key(task_id), "snapshot")
         return loads(raw) if raw else None  # type: ignore[arg-type]
 
-    def records(self, task_ids: list[str]) -> dict[str, Record]:
+    def records(self, task_ids: list[str], client: redis.Redis | None = None) -> dict[str, Record]:
         """Owner, `shared` flag and snapshot of each task, in one round trip
-        (an absent task: all empty)."""
+        (an absent task: all empty), over `client` if given."""
         # No MULTI: a read must work at `maxmemory` too.
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = (client or self.redis).pipeline(transaction=False)
         for task_id in task_ids:
             pipe.hmget(self._task_key(task_id), ["owner", "shared", "snapshot"])
         found = {}
@@ -348,15 +348,19 @@ class Store:
             return None
         return loads(raw)
 
-    def lists(self, owners: list[str]) -> dict[str, list[dict[str, Any]]]:
-        """`list` of each of several owners, in two round trips for them all."""
+    def lists(
+        self, owners: list[str], client: redis.Redis | None = None
+    ) -> dict[str, list[dict[str, Any]]]:
+        """`list` of each of several owners, in two round trips for them all,
+        over `client` if given."""
         # No MULTI: Redis refuses a transaction once at `maxmemory`, and a
         # read must work then too.
-        pipe = self.redis.pipeline(transaction=False)
+        client = client or self.redis
+        pipe = client.pipeline(transaction=False)
         for owner in owners:
             pipe.zrevrange(self._owner_key(owner), 0, -1)
         indexes: list[list[str]] = pipe.execute()
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = client.pipeline(transaction=False)
         for task_ids in indexes:
             for task_id in task_ids:
                 pipe.hget(self._task_key(task_id), "snapshot")
