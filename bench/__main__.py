@@ -1,7 +1,7 @@
 """`python -m bench [--quick]`: run every scenario on the real stack, print one table,
 write the figures as JSON and draw the plots.
 
-The full run takes about nine minutes on a 2-core machine; `--quick` is a
+The full run takes about fifteen minutes on a 2-core machine; `--quick` is a
 seconds-long smoke run of the same code (figures not meaningful).
 """
 
