@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -43,8 +44,22 @@ def answered(handler: Callable[[Any, Any], Answer]) -> Callable[..., Answer]:
     return wrapper
 
 
+# Events handled at once, at most; the others wait their turn, in order.
+HANDLED_AT_ONCE = 16
+
+
 class ProgressNamespace(Namespace):
     """Start and follow tasks; every event is answered through its ack."""
+
+    def __init__(self, namespace: str) -> None:
+        super().__init__(namespace)
+        # Each event is a green thread (a thread under `flask run`). A burst
+        # of them (a thousand pages subscribing at once, tasks ending and
+        # starting together) would otherwise all be runnable at once, and a
+        # push arriving meanwhile would wait behind every one of them: with a
+        # few at a time it waits behind those few. Made at the first event,
+        # once the server's green threads (if any) have patched `threading`.
+        self._handling: threading.Semaphore | None = None
 
     def trigger_event(self, event: str, *args: Any) -> Any:
         # An unknown event is answered `invalid` rather than dropped, so a
@@ -53,7 +68,10 @@ class ProgressNamespace(Namespace):
         if event == UNREADABLE:
             return ProtocolError("invalid", UNREADABLE_MESSAGE).answer()
         if event in ("connect", "disconnect") or hasattr(self, f"on_{event}"):
-            return super().trigger_event(event, *args)
+            if self._handling is None:
+                self._handling = threading.Semaphore(HANDLED_AT_ONCE)
+            with self._handling:
+                return super().trigger_event(event, *args)
         return ProtocolError("invalid", f"unknown event {event[:40]!r}").answer()
 
     def on_connect(self, auth: Any = None) -> None:
