@@ -12,12 +12,14 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import requests
 import socketio
 import websocket
 
+from progressbar.web.parked_websockets import _whole_message_waiting
 from tests.stack import (
     ProgressClient,
     RawSocketIO,
@@ -245,3 +247,38 @@ def told_goodbye(raw: RawSocketIO) -> bool:
             assert text == "2" or text.startswith("42/progress,"), text
     except websocket.WebSocketConnectionClosedException:
         return True
+
+
+def test_only_a_whole_message_counts_as_read_without_waiting() -> None:
+    # What decides whether a message is read by the shared readers (whole,
+    # never waits) or by a green thread of its own (may wait for the rest).
+    ours, theirs = socket.socketpair()
+    theirs.setblocking(False)
+    sock = SimpleNamespace(fd=theirs)
+
+    def frame(data: str, opcode: int = websocket.ABNF.OPCODE_TEXT, fin: int = 1) -> bytes:
+        return websocket.ABNF.create_frame(data, opcode, fin).format()
+
+    def waiting(data: bytes) -> bool:
+        ours.sendall(data)
+        whole = _whole_message_waiting(sock)
+        try:
+            while theirs.recv(1 << 20):
+                pass  # read it all, for the next case
+        except BlockingIOError:
+            pass
+        return whole
+
+    try:
+        text = frame('42/progress,1["list",{}]')
+        assert waiting(text)
+        assert not waiting(text[:5])  # the rest has not come
+        assert waiting(text + text[:3])  # one whole, and part of the next
+        long = frame("x" * 70_000)  # a 64-bit length
+        assert waiting(long) and not waiting(long[:-1])
+        assert not waiting(frame("ping", websocket.ABNF.OPCODE_PING))  # control frame
+        assert not waiting(frame("par", fin=0))  # first part of a fragmented message
+        assert not waiting(b"")  # nothing at all
+    finally:
+        ours.close()
+        theirs.close()

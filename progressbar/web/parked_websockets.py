@@ -30,6 +30,9 @@ from __future__ import annotations
 
 import io
 import logging
+import socket as socket_module
+import struct
+from collections import deque
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -40,6 +43,12 @@ from engineio.socket import Socket
 from . import direct_writes
 
 log = logging.getLogger(__name__)
+
+# Green threads reading parked websockets' whole messages, at most: a burst
+# of messages (a thousand pages subscribing at once) is read a few at a time,
+# each reader letting the hub look for other work between two messages, so a
+# push that comes meanwhile waits behind a few, not behind the whole burst.
+READERS = 4
 
 # Set in a request's environ once its websocket is parked, to the Parking:
 # the request handler then leaves the connection open (`detach`).
@@ -59,6 +68,29 @@ class Parking:
         # Engine.IO's eventlet websocket application class, which does the handshake.
         self.websocket_app = websocket_app
         self.count = 0
+        # Websockets with a whole message waiting, in the order they got one,
+        # and the green threads reading them.
+        self.ready: deque[Reader] = deque()
+        self.readers = 0
+
+    def read_soon(self, reader: Reader) -> None:
+        """Have `reader`'s whole waiting message read by one of the readers."""
+        import eventlet
+
+        self.ready.append(reader)
+        if self.readers < READERS:
+            self.readers += 1
+            eventlet.spawn_n(self._read_ready)
+
+    def _read_ready(self) -> None:
+        import eventlet
+
+        try:
+            while self.ready:
+                self.ready.popleft().read_parked()
+                eventlet.sleep(0)  # the hub's turn: pushes, other sockets
+        finally:
+            self.readers -= 1
 
     def app(self, handler: Any, server: Any) -> Any:
         """Engine.IO's websocket application for `handler`, called as its class
@@ -143,7 +175,12 @@ class Reader:
             return
         self.reading = True
         self.unlisten()
-        eventlet.spawn_n(self.read_parked)
+        if self.parking is not None and _whole_message_waiting(self.ws.socket):
+            self.parking.read_soon(self)
+        else:
+            # Part of a frame, a control frame, or the end: read by a green
+            # thread of its own, which may wait for the rest.
+            eventlet.spawn_n(self.read_parked)
 
     def read_parked(self) -> None:
         try:
@@ -188,10 +225,20 @@ class Reader:
         return not self.ended
 
     def close(self) -> None:
-        """The connection is over: what waits is written, then it is closed."""
+        """The connection is over: what waits is written, then it is closed.
+        A client slow to take what waits is waited for by a green thread of
+        its own, never by one of the readers others count on."""
+        import eventlet
+
         self.end()
+        self.socket.queue.put(None)
+        if self.writer.writing:
+            eventlet.spawn_n(self._close_once_written)
+        else:
+            self._close_once_written()
+
+    def _close_once_written(self) -> None:
         socket, server = self.socket, self.socket.server
-        socket.queue.put(None)
         self.writer.join()
         socket.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
         # As Engine.IO does once its own websocket handler returns.
@@ -226,6 +273,37 @@ class Reader:
             import eventlet.hubs
 
             eventlet.hubs.get_hub().remove(listener)
+
+
+def _whole_message_waiting(sock: Any) -> bool:
+    """Whether the socket holds a whole unfragmented text or binary frame,
+    which `ws.wait()` reads without waiting (it would wait for the rest of a
+    part, or past a control frame for the next message). Peeks, never reads."""
+    import fcntl
+    import termios
+
+    try:
+        head = sock.fd.recv(14, socket_module.MSG_PEEK)
+        if len(head) < 2:
+            return False
+        first, second = head[0], head[1]
+        if first & 0x70 or not first & 0x80 or first & 0x0F not in (1, 2):
+            return False  # extension bits, a fragment, or a control frame
+        length, size = second & 0x7F, 2
+        if length == 126:
+            if len(head) < 4:
+                return False
+            length, size = struct.unpack_from("!H", head, 2)[0], 4
+        elif length == 127:
+            if len(head) < 10:
+                return False
+            length, size = struct.unpack_from("!Q", head, 2)[0], 10
+        if second & 0x80:
+            size += 4  # the client's mask
+        available = struct.unpack("i", fcntl.ioctl(sock.fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        return bool(available >= size + length)
+    except OSError:
+        return False
 
 
 def parkable(ws: Any) -> bool:
