@@ -59,15 +59,11 @@ class Parking:
     """The websockets parked on one Engine.IO server, each holding its place
     in `pool` (the server's pool of connections) until it closes."""
 
-    def __init__(
-        self, eio: Any, pool: Any, can_write: Callable[[int], bool], websocket_app: Any
-    ) -> None:
-        self.eio = eio
+    def __init__(self, pool: Any, can_write: Callable[[int], bool], websocket_app: Any) -> None:
         self.pool = pool
         self.can_write = can_write
         # Engine.IO's eventlet websocket application class, which does the handshake.
         self.websocket_app = websocket_app
-        self.count = 0
         # Websockets with a whole message waiting, in the order they got one,
         # and the green threads reading them.
         self.ready: deque[Reader] = deque()
@@ -148,7 +144,6 @@ class Reader:
 
     def park(self, parking: Parking, environ: dict[str, Any]) -> None:
         self.parking = parking
-        parking.count += 1
         environ[PARKED] = parking
         # Closed by the server (a ping unanswered, a disconnect): nothing
         # more to read.
@@ -200,9 +195,7 @@ class Reader:
         have Engine.IO receive it; False once the connection is over."""
         socket, server = self.socket, self.socket.server
         try:
-            data = self.ws.wait()
-            if data and len(data) > server.max_http_buffer_size:
-                raise ValueError("packet is too large")
+            data = _wait(socket, self.ws)
         except Exception as exc:
             if not socket.closed:
                 server.logger.info('%s: Unexpected error "%s", closing connection', socket.sid, exc)
@@ -253,7 +246,6 @@ class Reader:
         self.writer.on_close = None
         self.unlisten()
         if self.parking is not None:
-            self.parking.count -= 1
             # Its place in the pool of connections is free again.
             self.parking.pool.sem.release()
 
@@ -340,6 +332,7 @@ def _upgrade(socket: Socket, ws: Any) -> bool:
 
 
 def _wait(socket: Socket, ws: Any) -> Any:
+    """The next message of `ws`, refused past Engine.IO's size limit."""
     data = ws.wait()
     if data and len(data) > socket.server.max_http_buffer_size:
         raise ValueError("packet is too large")
@@ -434,7 +427,7 @@ def park_websockets(eio: Any, pool: Any) -> Parking | None:
     can_write = direct_writes.write_probe(eio.async_mode)
     if can_write is None:
         return None
-    parking = Parking(eio, pool, can_write, eio._async["websocket"])
+    parking = Parking(pool, can_write, eio._async["websocket"])
     # The driver table is shared by every server of the process: this one
     # gets a copy of its own.
     eio._async = {**eio._async, "websocket": parking.app}
