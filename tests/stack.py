@@ -551,11 +551,20 @@ class RawSocketIO:
         return ack_id
 
     def answer(self, ack_id: int) -> str:
-        """The text of the data of ack `ack_id`, once it comes."""
+        """The text of the data of ack `ack_id`, once it comes (events are
+        handled at once, so their acks may come in any order)."""
         ack = f"43/progress,{ack_id}"
+
+        def is_it(message: str) -> bool:
+            return message.startswith(ack) and message[len(ack) : len(ack) + 1] in ("[", "")
+
+        for message in self._pushes:
+            if is_it(message):
+                self._pushes.remove(message)
+                return message[len(ack) :]
         while True:
             message = self._receive()
-            if message.startswith(ack) and message[len(ack) : len(ack) + 1] in ("[", ""):
+            if is_it(message):
                 return message[len(ack) :]
             self._pushes.append(message)
 
