@@ -297,6 +297,9 @@ def test_primes_counts_below_a_million(connect, cookie) -> None:
         ("list", {"all": True}, "invalid"),
         ("list", 7, "invalid"),
         ("teleport", {}, "invalid"),
+        # The server's own event names: a client's is nobody's connect or disconnect.
+        ("connect", {}, "invalid"),
+        ("disconnect", None, "invalid"),
     ],
 )
 def test_bad_requests_get_a_structured_error_and_change_nothing(

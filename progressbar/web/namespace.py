@@ -1,6 +1,13 @@
 """The Socket.IO /progress namespace: one handler per event; each checks the
 payload, acts for the caller's identity and answers through the event's ack.
 
+Who the caller is (identity and address) is settled once, when the
+connection connects: the app's identity loader runs there, in the request
+context Flask-SocketIO makes of the handshake, and a connection it knows
+nobody for is refused. Events then run with the app's context only: building
+a Flask request context for each (a Request, a URL adapter, the URL matched,
+the session swapped) cost more than most events' own work.
+
 Pushes do not start here: the store's scripts publish every change of a task,
 and Socket.IO delivers it to the task's room (the task id), which `start` and
 `subscribe` join.
@@ -12,9 +19,11 @@ import functools
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from flask_socketio import ConnectionRefusedError, Namespace, join_room, leave_room
+from flask import Flask, current_app, request
+from flask_socketio import ConnectionRefusedError, Namespace
 
 from .. import service
 from ..errors import ProtocolError, protocol_error
@@ -22,25 +31,46 @@ from ..service import checked_payload, task_id_of
 from . import watchdog
 from .address import client_address
 from .identity import current_identity
-from .payloads import UNREADABLE, UNREADABLE_MESSAGE
+from .payloads import RESERVED_MARK, UNREADABLE, UNREADABLE_MESSAGE
 
 log = logging.getLogger(__name__)
 
 Answer = dict[str, Any]
 
 
-def answered(handler: Callable[[Any, Any], Answer]) -> Callable[..., Answer]:
-    """Turn a handler's return or error into the event's acknowledgement."""
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """A connection of the namespace, as its `connect` found it."""
+
+    sid: str
+    identity: str
+    address: str
+    app: Flask
+
+
+Handler = Callable[[Any, Caller, Any], Answer]
+
+
+def answered(handler: Handler) -> Callable[..., Answer]:
+    """An event handler, called with the connection's `Caller` and the
+    payload, in the app's context; its return or error becomes the event's
+    acknowledgement."""
 
     @functools.wraps(handler)
-    def wrapper(self: ProgressNamespace, *args: Any) -> Answer:
-        try:
-            if len(args) > 1:
-                raise ProtocolError("invalid", "send one payload object")
-            return {"ok": True, **handler(self, args[0] if args else None)}
-        except Exception as exc:
-            return protocol_error(exc, log, handler.__name__).answer()
+    def wrapper(self: ProgressNamespace, sid: str, *args: Any) -> Answer:
+        caller = self.callers.get(sid)
+        if caller is None:
+            # Gone meanwhile: nobody is there to read the answer.
+            return ProtocolError("unauthorized", "not connected").answer()
+        with caller.app.app_context():
+            try:
+                if len(args) > 1:
+                    raise ProtocolError("invalid", "send one payload object")
+                return {"ok": True, **handler(self, caller, args[0] if args else None)}
+            except Exception as exc:
+                return protocol_error(exc, log, handler.__name__).answer()
 
+    wrapper.answers_event = True  # type: ignore[attr-defined]
     return wrapper
 
 
@@ -53,6 +83,8 @@ class ProgressNamespace(Namespace):
 
     def __init__(self, namespace: str) -> None:
         super().__init__(namespace)
+        # The connections of this namespace in this process, by sid.
+        self.callers: dict[str, Caller] = {}
         # Each event is a green thread (a thread under `flask run`). A burst
         # of them (a thousand pages subscribing at once, tasks ending and
         # starting together) would otherwise all be runnable at once, and a
@@ -67,27 +99,52 @@ class ProgressNamespace(Namespace):
         # whose payload could not be read.
         if event == UNREADABLE:
             return ProtocolError("invalid", UNREADABLE_MESSAGE).answer()
-        if event in ("connect", "disconnect") or hasattr(self, f"on_{event}"):
-            if self._handling is None:
-                self._handling = threading.Semaphore(HANDLED_AT_ONCE)
-            with self._handling:
+        if event in ("connect", "disconnect"):
+            # Flask-SocketIO's way, in a request context of the handshake.
+            with self._turn():
                 return super().trigger_event(event, *args)
-        return ProtocolError("invalid", f"unknown event {event[:40]!r}").answer()
+        handler = getattr(self, f"on_{event}", None)
+        if getattr(handler, "answers_event", False):
+            with self._turn():
+                return handler(*args)  # type: ignore[misc]
+        name = event.removeprefix(RESERVED_MARK)
+        return ProtocolError("invalid", f"unknown event {name[:40]!r}").answer()
+
+    def _turn(self) -> threading.Semaphore:
+        if self._handling is None:
+            self._handling = threading.Semaphore(HANDLED_AT_ONCE)
+        return self._handling
 
     def on_connect(self, auth: Any = None) -> None:
         try:
-            current_identity()
+            identity = current_identity()
         except ProtocolError as exc:
             # The app's identity loader knows nobody: refused, with the reason.
             raise ConnectionRefusedError(exc.message, exc.answer()["error"]) from None
         # Under a server that did not start the watchdog, the first request does.
         watchdog.start_current()
+        sid: str = request.sid  # type: ignore[attr-defined]
+        app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+        self.callers[sid] = Caller(sid, identity, client_address(), app)
+
+    def on_disconnect(self, reason: Any = None) -> None:
+        self.callers.pop(request.sid, None)  # type: ignore[attr-defined]
+
+    def _join(self, caller: Caller, room: str) -> None:
+        self.socketio.server.enter_room(caller.sid, room, namespace=self.namespace)
+
+    def _leave(self, caller: Caller, room: str) -> None:
+        self.socketio.server.leave_room(caller.sid, room, namespace=self.namespace)
 
     @answered
-    def on_start(self, payload: Any) -> Answer:
+    def on_start(self, caller: Caller, payload: Any) -> Answer:
         """{kind, params} -> {task}: queued, and this connection watches it."""
         snapshot = service.start_task(
-            payload, current_identity(), join_room, leave_room, address=client_address()
+            payload,
+            caller.identity,
+            functools.partial(self._join, caller),
+            functools.partial(self._leave, caller),
+            address=caller.address,
         )
         # What a watcher joining next is answered with, until the first push.
         started = getattr(self.socketio.server.manager, "started", None)
@@ -96,13 +153,12 @@ class ProgressNamespace(Namespace):
         return {"task": snapshot}
 
     @answered
-    def on_subscribe(self, payload: Any) -> Answer:
+    def on_subscribe(self, caller: Caller, payload: Any) -> Answer:
         """{task_id} -> {task}: its current state; its pushes follow."""
         task_id = task_id_of(payload)
-        identity = current_identity()
         # Ownership first: joining even for a moment would leak a push.
-        service.check_watcher(task_id, identity)
-        join_room(task_id)
+        service.check_watcher(task_id, caller.identity)
+        self._join(caller, task_id)
         manager = self.socketio.server.manager
         # The latest push of the task this process heard, if its room was
         # heard here already (a start, another watcher): no read of the store.
@@ -111,10 +167,10 @@ class ProgressNamespace(Namespace):
         if snapshot is None:
             # Read after joining, so nothing falls between the read and the join.
             try:
-                snapshot = service.get_task(task_id, identity)
+                snapshot = service.get_task(task_id, caller.identity)
             except ProtocolError:
                 # Gone meanwhile (Redis came back without it): not found, not watched.
-                leave_room(task_id)
+                self._leave(caller, task_id)
                 raise
         note_state = getattr(manager, "note_state", None)
         if note_state is not None:
@@ -122,20 +178,20 @@ class ProgressNamespace(Namespace):
         return {"task": snapshot}
 
     @answered
-    def on_unsubscribe(self, payload: Any) -> Answer:
+    def on_unsubscribe(self, caller: Caller, payload: Any) -> Answer:
         """{task_id} -> {}: no more pushes of it on this connection."""
         task_id = task_id_of(payload)
-        service.check_watcher(task_id, current_identity())
-        leave_room(task_id)
+        service.check_watcher(task_id, caller.identity)
+        self._leave(caller, task_id)
         return {}
 
     @answered
-    def on_cancel(self, payload: Any) -> Answer:
+    def on_cancel(self, caller: Caller, payload: Any) -> Answer:
         """{task_id} -> {task, outcome, message}."""
-        return service.cancel_task(task_id_of(payload), current_identity())
+        return service.cancel_task(task_id_of(payload), caller.identity)
 
     @answered
-    def on_list(self, payload: Any) -> Answer:
+    def on_list(self, caller: Caller, payload: Any) -> Answer:
         """{} -> {tasks}: this identity's tasks, newest first."""
         checked_payload(payload, set())
-        return {"tasks": service.list_tasks(current_identity())}
+        return {"tasks": service.list_tasks(caller.identity)}

@@ -22,6 +22,11 @@ MAX_BYTES = 64 * 1024
 # it `invalid` through the packet's ack.
 UNREADABLE = "\x00unreadable"
 UNREADABLE_MESSAGE = "unreadable event: send JSON [event name, payload], not nested too deeply"
+# Names only the server itself gives an event: one a client sends is nobody's
+# connect or disconnect, and reaches no handler (the namespace answers it
+# `invalid`, as any unknown event).
+RESERVED = frozenset({"connect", "disconnect"})
+RESERVED_MARK = "\x00client:"
 
 
 def parse(body: bytes | str) -> Any:
@@ -35,7 +40,9 @@ def parse(body: bytes | str) -> Any:
 class Packet(packet.Packet):  # type: ignore[misc]
     """A Socket.IO packet whose event, when it cannot be read, becomes the
     event UNREADABLE with its ack id, instead of an error that no ack ever
-    answers. Its JSON is python-socketio's (or what the app set)."""
+    answers; a client's event named as one of the server's own (RESERVED)
+    is marked, so that no connect or disconnect handler takes it. Its JSON
+    is python-socketio's (or what the app set)."""
 
     def decode(self, encoded_packet: Any) -> int:
         try:
@@ -48,6 +55,8 @@ class Packet(packet.Packet):  # type: ignore[misc]
             isinstance(self.data, list) and self.data and isinstance(self.data[0], str)
         ):
             self.data = [UNREADABLE]
+        elif self.packet_type == packet.EVENT and self.data[0] in RESERVED:
+            self.data = [RESERVED_MARK + self.data[0], *self.data[1:]]
         return attachments
 
 
