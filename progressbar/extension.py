@@ -26,6 +26,7 @@ from .store import Store, connect
 from .web import (
     api,
     direct_writes,
+    event_tasks,
     payloads,
     pings,
     serve,
@@ -168,6 +169,8 @@ class ProgressBar:
             pings.share_pings(self.socketio.server.eio)
             # Each websocket written by its senders, rather than by a task each.
             direct_writes.write_directly(self.socketio.server.eio)
+            # Its events handled by a few long-lived tasks, rather than a task each.
+            event_tasks.handle_events_in_tasks(self.socketio.server, NAMESPACE)
             # Its requests skip the middleware's per-request copies.
             socketio_wsgi.take_socketio_path_first(app)
             # Its events reuse their connection's session.

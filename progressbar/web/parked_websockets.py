@@ -32,7 +32,6 @@ import io
 import logging
 import socket as socket_module
 import struct
-from collections import deque
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -44,10 +43,12 @@ from . import direct_writes
 
 log = logging.getLogger(__name__)
 
-# Green threads reading parked websockets' whole messages, at most: a burst
-# of messages (a thousand pages subscribing at once) is read a few at a time,
+# Green threads reading parked websockets' whole messages: a burst of
+# messages (a thousand pages subscribing at once) is read a few at a time,
 # each reader letting the hub look for other work between two messages, so a
 # push that comes meanwhile waits behind a few, not behind the whole burst.
+# Started at the first message and kept: one started for each message would
+# cost more than most messages' reading.
 READERS = 4
 
 # Set in a request's environ once its websocket is parked, to the Parking:
@@ -65,28 +66,30 @@ class Parking:
         # Engine.IO's eventlet websocket application class, which does the handshake.
         self.websocket_app = websocket_app
         # Websockets with a whole message waiting, in the order they got one,
-        # and the green threads reading them.
-        self.ready: deque[Reader] = deque()
-        self.readers = 0
+        # for the readers; made with them, at the first message.
+        self.ready: Any = None
 
     def read_soon(self, reader: Reader) -> None:
         """Have `reader`'s whole waiting message read by one of the readers."""
+        if self.ready is None:
+            import eventlet
+            from eventlet.queue import LightQueue
+
+            self.ready = LightQueue()
+            for _ in range(READERS):
+                eventlet.spawn_n(self._read_forever)
+        self.ready.put(reader)
+
+    def _read_forever(self) -> None:
         import eventlet
 
-        self.ready.append(reader)
-        if self.readers < READERS:
-            self.readers += 1
-            eventlet.spawn_n(self._read_ready)
-
-    def _read_ready(self) -> None:
-        import eventlet
-
-        try:
-            while self.ready:
-                self.ready.popleft().read_parked()
-                eventlet.sleep(0)  # the hub's turn: pushes, other sockets
-        finally:
-            self.readers -= 1
+        while True:
+            reader = self.ready.get()
+            try:
+                reader.read_parked()
+            except Exception:
+                log.exception("%s: reading failed", reader.socket.sid)
+            eventlet.sleep(0)  # the hub's turn: pushes, other sockets
 
     def app(self, handler: Any, server: Any) -> Any:
         """Engine.IO's websocket application for `handler`, called as its class
