@@ -11,6 +11,7 @@ import socket
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -297,3 +298,39 @@ def test_a_watcher_that_stops_reading_gets_every_push_whole_and_in_order(
     assert acks == TICKERS
     for task_id, seen in seqs.items():
         assert seen == list(range(seen[0], seen[-1] + 1)), (task_id, seen)
+
+
+def test_eventlet_frames_the_socket_takes_in_part_are_finished_whole_and_in_order() -> None:
+    # A real eventlet websocket over a socket pair with small buffers: the
+    # sender writes each frame straight to the socket, as far as it takes it;
+    # the rest of a frame is finished by a task, and a frame eventlet sends
+    # itself meanwhile (a pong) waits for it rather than cutting into it.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # eventlet warns of its own deprecation on import
+        import eventlet
+        from eventlet.greenio import GreenSocket
+        from eventlet.websocket import RFC6455WebSocket
+
+    ours, theirs = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    ws = RFC6455WebSocket(GreenSocket(ours), {}, version=13)
+    client = RFC6455WebSocket(GreenSocket(theirs), {}, version=13, client=True)
+    tasks: list[Any] = []
+    writer = Writer(ws, lambda: True, lambda work: tasks.append(eventlet.spawn(work)) or tasks[-1])
+    assert writer.frames is not None
+    texts = [f"{n:03d}:" + "x" * 3000 for n in range(60)]
+    for text in texts:
+        writer.put(message(text))
+    # The socket took some; the sender did not wait for the rest.
+    assert len(tasks) == 1 and writer.writing
+    pong = eventlet.spawn(ws.send, "pong", control_code=0xA)
+    received = [client.wait() for _ in texts]
+    pong.wait()
+    tasks[0].wait()
+    assert received == ["4" + text for text in texts]
+    assert not writer.writing and writer.frames.rest is None
+    writer.put(message("after"))  # written at once again
+    assert client.wait() == "4after" and len(tasks) == 1
+    ours.close()
+    theirs.close()
