@@ -18,9 +18,11 @@ ping timeout, after which the connection is closed).
 
 from __future__ import annotations
 
+import _socket
 import logging
 import select
 import socket
+import ssl
 import sys
 from collections import deque
 from collections.abc import Callable
@@ -171,8 +173,12 @@ class NoWaitFrames:
             return None
         if hasattr(ws.socket, "pending"):
             return None  # TLS: the bytes on its socket are not the frame's
+        # The operating system's socket under eventlet's green one (under
+        # monkey patching `socket.socket` is the green one).
         fd = getattr(ws.socket, "fd", None)
-        return cls(ws) if isinstance(fd, socket.socket) else None
+        if not isinstance(fd, _socket.socket) or isinstance(fd, ssl.SSLSocket):
+            return None
+        return cls(ws)
 
     def send_now(self, data: Any) -> bool | None:
         """Write the frame of `data`: True if the socket took it all; False if
