@@ -19,7 +19,7 @@ import requests
 import socketio
 import websocket
 
-from progressbar.web.parked_websockets import _whole_message_waiting
+from progressbar.web.parked_websockets import _read_frame, _whole_frame
 from tests.stack import (
     ProgressClient,
     RawSocketIO,
@@ -259,9 +259,9 @@ def test_only_a_whole_message_counts_as_read_without_waiting() -> None:
     def frame(data: str, opcode: int = websocket.ABNF.OPCODE_TEXT, fin: int = 1) -> bytes:
         return websocket.ABNF.create_frame(data, opcode, fin).format()
 
-    def waiting(data: bytes) -> bool:
+    def waiting(data: bytes) -> int:
         ours.sendall(data)
-        whole = _whole_message_waiting(sock)
+        whole = _whole_frame(sock)
         try:
             while theirs.recv(1 << 20):
                 pass  # read it all, for the next case
@@ -271,14 +271,41 @@ def test_only_a_whole_message_counts_as_read_without_waiting() -> None:
 
     try:
         text = frame('42/progress,1["list",{}]')
-        assert waiting(text)
+        assert waiting(text) == len(text)
         assert not waiting(text[:5])  # the rest has not come
-        assert waiting(text + text[:3])  # one whole, and part of the next
-        long = frame("x" * 70_000)  # a 64-bit length
-        assert waiting(long) and not waiting(long[:-1])
+        assert waiting(text + text[:3]) == len(text)  # one whole, and part of the next
+        long = frame("x" * 70_000)  # a 64-bit length, past what is peeked
+        assert waiting(long) == len(long) and not waiting(long[:-1])
         assert not waiting(frame("ping", websocket.ABNF.OPCODE_PING))  # control frame
         assert not waiting(frame("par", fin=0))  # first part of a fragmented message
+        unmasked = websocket.ABNF(1, 0, 0, 0, websocket.ABNF.OPCODE_TEXT, 0, "hi").format()
+        assert not waiting(unmasked)  # eventlet's reader refuses it
         assert not waiting(b"")  # nothing at all
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_a_whole_frame_is_read_at_once_and_unmasked() -> None:
+    ours, theirs = socket.socketpair()
+    theirs.setblocking(False)
+    sock = SimpleNamespace(fd=theirs)
+
+    def read(frame: websocket.ABNF) -> str | bytes:
+        data = frame.format()
+        ours.sendall(data + b"next")
+        assert _whole_frame(sock) == len(data)
+        return _read_frame(sock, len(data))
+
+    try:
+        for text in ("", "4", '42/progress,7["subscribe",{"task_id":"é✓"}]', "y" * 300):
+            assert read(websocket.ABNF.create_frame(text, websocket.ABNF.OPCODE_TEXT)) == text
+            assert theirs.recv(4) == b"next"  # the next frame's bytes are left where they were
+        binary = bytes(range(256)) * 3
+        assert read(websocket.ABNF.create_frame(binary, websocket.ABNF.OPCODE_BINARY)) == binary
+        assert theirs.recv(4) == b"next"
+        with pytest.raises(ValueError):
+            read(websocket.ABNF.create_frame(b"\xff\xfe", websocket.ABNF.OPCODE_TEXT))
     finally:
         ours.close()
         theirs.close()

@@ -134,7 +134,7 @@ class Parking:
 class Reader:
     """Reads one websocket's messages and hands them to its Engine.IO socket."""
 
-    __slots__ = ("socket", "ws", "writer", "listener", "parking", "reading", "ended")
+    __slots__ = ("socket", "ws", "writer", "listener", "parking", "reading", "ended", "whole")
 
     def __init__(self, socket: Socket, ws: Any, writer: direct_writes.Writer) -> None:
         self.socket = socket
@@ -144,6 +144,8 @@ class Reader:
         self.parking: Parking | None = None
         self.reading = False
         self.ended = False
+        # The size of the whole frame waiting, read at once; 0: unknown.
+        self.whole = 0
 
     def park(self, parking: Parking, environ: dict[str, Any]) -> None:
         self.parking = parking
@@ -173,8 +175,10 @@ class Reader:
             return
         self.reading = True
         self.unlisten()
-        if self.parking is not None and _whole_message_waiting(self.ws.socket):
-            self.parking.read_soon(self)
+        whole = _whole_frame(self.ws.socket) if self.parking is not None else 0
+        if whole:
+            self.whole = whole
+            self.parking.read_soon(self)  # type: ignore[union-attr]
         else:
             # Part of a frame, a control frame, or the end: read by a green
             # thread of its own, which may wait for the rest.
@@ -198,7 +202,11 @@ class Reader:
         have Engine.IO receive it; False once the connection is over."""
         socket, server = self.socket, self.socket.server
         try:
-            data = _wait(socket, self.ws)
+            whole, self.whole = self.whole, 0
+            if whole and whole <= socket.server.max_http_buffer_size:
+                data = _read_frame(self.ws.socket, whole)
+            else:
+                data = _wait(socket, self.ws)
         except Exception as exc:
             if not socket.closed:
                 server.logger.info('%s: Unexpected error "%s", closing connection', socket.sid, exc)
@@ -270,35 +278,72 @@ class Reader:
             eventlet.hubs.get_hub().remove(listener)
 
 
-def _whole_message_waiting(sock: Any) -> bool:
-    """Whether the socket holds a whole unfragmented text or binary frame,
-    which `ws.wait()` reads without waiting (it would wait for the rest of a
-    part, or past a control frame for the next message). Peeks, never reads."""
+# Bytes looked at in the socket for a whole frame at once; a longer frame
+# is measured against what the socket holds (FIONREAD).
+PEEK = 4096
+
+
+def _whole_frame(sock: Any) -> int:
+    """The size of the whole unfragmented, masked text or binary frame the
+    socket holds first, which can be read without waiting; 0 if there is
+    none (part of a frame, a fragment, a control frame, nothing, or one
+    `ws.wait()` must judge). Peeks, never reads."""
     import fcntl
     import termios
 
     try:
-        head = sock.fd.recv(14, socket_module.MSG_PEEK)
+        head = sock.fd.recv(PEEK, socket_module.MSG_PEEK)
         if len(head) < 2:
-            return False
+            return 0
         first, second = head[0], head[1]
         if first & 0x70 or not first & 0x80 or first & 0x0F not in (1, 2):
-            return False  # extension bits, a fragment, or a control frame
-        length, size = second & 0x7F, 2
+            return 0  # extension bits, a fragment, or a control frame
+        if not second & 0x80:
+            return 0  # unmasked: eventlet's reader refuses it
+        length, size = second & 0x7F, 6  # 2 of head, 4 of mask
         if length == 126:
             if len(head) < 4:
-                return False
-            length, size = struct.unpack_from("!H", head, 2)[0], 4
+                return 0
+            length, size = struct.unpack_from("!H", head, 2)[0], 8
         elif length == 127:
             if len(head) < 10:
-                return False
-            length, size = struct.unpack_from("!Q", head, 2)[0], 10
-        if second & 0x80:
-            size += 4  # the client's mask
+                return 0
+            length, size = struct.unpack_from("!Q", head, 2)[0], 14
+        whole = size + length
+        if whole <= len(head):
+            return whole
         available = struct.unpack("i", fcntl.ioctl(sock.fd, termios.FIONREAD, b"\0\0\0\0"))[0]
-        return bool(available >= size + length)
+        return whole if available >= whole else 0
     except OSError:
-        return False
+        return 0
+
+
+def _read_frame(sock: Any, size: int) -> str | bytes:
+    """The message of the whole frame of `size` bytes waiting in `sock` (as
+    `_whole_frame` found it), read at once: the bytes are there. A text
+    that is not UTF-8 raises ValueError, as in eventlet's reader."""
+    raw = sock.fd.recv(size)
+    if len(raw) < size:  # not expected; the rest is waited for
+        raw += _recv_exactly(sock, size - len(raw))
+    length = raw[1] & 0x7F
+    start = 2 if length < 126 else 4 if length == 126 else 10
+    mask, payload = raw[start : start + 4], raw[start + 4 :]
+    n = len(payload)
+    if n:
+        key = (mask * (n // 4 + 1))[:n]
+        payload = (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
+    return payload.decode("utf-8") if raw[0] & 0x0F == 1 else payload
+
+
+def _recv_exactly(sock: Any, count: int) -> bytes:
+    parts = []
+    while count > 0:
+        part = sock.recv(count)
+        if not part:
+            raise ConnectionError("closed amid a frame")
+        parts.append(part)
+        count -= len(part)
+    return b"".join(parts)
 
 
 def parkable(ws: Any) -> bool:
