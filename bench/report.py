@@ -41,8 +41,15 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             f"p50 {big['p50_ms']} ms, p99 {big['p99_ms']} ms, lost {big['lost']}, "
             f"web RSS {big['web_rss_mb']} MB, web CPU {big['web_cpu']:.0%}, "
             f"load generator CPU {big['load_generator_cpu']:.0%}",
-            ">= 5,000/s, p99 <= 100 ms, 0 lost",
-            _check(big["deliveries_per_s"] >= 5000 and big["p99_ms"] <= 100 and big["lost"] == 0),
+            # The 5,000/s offered, kept up with: a window's edge may leave out
+            # an update or two, which `lost` would count were they lost.
+            ">= 5,000/s (99 % of those offered in the window), p99 <= 100 ms, 0 lost",
+            _check(
+                big["expected_per_s"] >= 5000
+                and big["deliveries_per_s"] >= 0.99 * big["expected_per_s"]
+                and big["p99_ms"] <= 100
+                and big["lost"] == 0
+            ),
         ),
         (
             f"reporter hot loop ({rep['calls']:,} update() calls)",
