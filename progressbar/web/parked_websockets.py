@@ -89,7 +89,10 @@ class Parking:
                 reader.read_parked()
             except Exception:
                 log.exception("%s: reading failed", reader.socket.sid)
-            eventlet.sleep(0)  # the hub's turn: pushes, other sockets
+            if self.ready.qsize():
+                # More waiting: the hub's turn first (pushes, other sockets).
+                # Otherwise `get` gives it the turn anyway.
+                eventlet.sleep(0)
 
     def app(self, handler: Any, server: Any) -> Any:
         """Engine.IO's websocket application for `handler`, called as its class
