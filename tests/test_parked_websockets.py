@@ -298,7 +298,8 @@ def test_a_whole_frame_is_read_at_once_and_unmasked() -> None:
         return _read_frame(sock, len(data))
 
     try:
-        for text in ("", "4", '42/progress,7["subscribe",{"task_id":"é✓"}]', "y" * 300):
+        texts = ("", "4", '42/progress,7["subscribe",{"task_id":"é✓"}]', "y" * 300, "z" * 70_000)
+        for text in texts:  # lengths of 7, 16 and 64 bits, the last past what is peeked
             assert read(websocket.ABNF.create_frame(text, websocket.ABNF.OPCODE_TEXT)) == text
             assert theirs.recv(4) == b"next"  # the next frame's bytes are left where they were
         binary = bytes(range(256)) * 3

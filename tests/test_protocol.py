@@ -300,6 +300,7 @@ def test_primes_counts_below_a_million(connect, cookie) -> None:
         # The server's own event names: a client's is nobody's connect or disconnect.
         ("connect", {}, "invalid"),
         ("disconnect", None, "invalid"),
+        ("disconnect", b"binary", "invalid"),  # a binary event
     ],
 )
 def test_bad_requests_get_a_structured_error_and_change_nothing(

@@ -184,9 +184,11 @@ class NoWaitFrames:
         """Write the frame of `data`: True if the socket took it all; False if
         it took part or none (the rest is kept for `finish`); None if another
         frame is being written, and this one was not begun."""
+        # Packed first, as eventlet's own send does: nothing raises while
+        # the lock is held but the send, which lets it go.
+        frame = self.ws._pack_message(data, masked=self.ws.client)
         if not self.lock.acquire(blocking=False):
             return None
-        frame = self.ws._pack_message(data, masked=self.ws.client)
         try:
             sent = self.fd.send(frame, socket.MSG_DONTWAIT)
         except BlockingIOError:

@@ -18,6 +18,8 @@ started as before.
 from __future__ import annotations
 
 import logging
+import sys
+import threading
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -45,6 +47,8 @@ class EventTasks:
         self.handlers = handlers
         self.start: Callable[..., Any] = server.start_background_task
         self.queue: Any = None
+        # Under threads, two first events could each make a queue.
+        self._starting = threading.Lock()
 
     def __call__(self, target: Any, *args: Any, **kwargs: Any) -> Any:
         if (
@@ -62,19 +66,34 @@ class EventTasks:
     def _start_handlers(self) -> None:
         # Made at the first event, in the server's async mode, once its green
         # threads (if any) have patched what they patch.
-        self.queue = self.server.eio.create_queue()
-        for _ in range(self.handlers):
-            self.start(self._handle_forever)
+        with self._starting:
+            if self.queue is not None:
+                return
+            queue = self.server.eio.create_queue()
+            for _ in range(self.handlers):
+                self.start(self._handle_forever, queue)
+            self.queue = queue
 
-    def _handle_forever(self) -> None:
+    def _handle_forever(self, queue: Any) -> None:
         while True:
-            job = self.queue.get()
+            job = queue.get()
             try:
                 job()
-            except Exception:
+            except BaseException as exc:  # a Timeout too: the handler goes on
+                if not_to_survive(exc):
+                    raise
                 # python-socketio's own task would have ended here; this one
                 # goes on to the next event.
                 log.exception("a Socket.IO event failed")
+
+
+def not_to_survive(exc: BaseException) -> bool:
+    """Whether a long-lived task should end with `exc`: the process exiting,
+    or the task itself being killed; not a Timeout or an error of one job."""
+    if isinstance(exc, (Exception, SystemExit, KeyboardInterrupt)):
+        return isinstance(exc, (SystemExit, KeyboardInterrupt))
+    greenlet = sys.modules.get("greenlet")
+    return greenlet is not None and isinstance(exc, greenlet.GreenletExit)
 
 
 def handle_events_in_tasks(server: Any, namespace: str) -> EventTasks:

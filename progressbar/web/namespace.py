@@ -99,7 +99,7 @@ class ProgressNamespace(Namespace):
         # whose payload could not be read.
         if event == UNREADABLE:
             return ProtocolError("invalid", UNREADABLE_MESSAGE).answer()
-        if event in ("connect", "disconnect"):
+        if event in ("connect", "disconnect") and self._from_server(event, *args):
             # Flask-SocketIO's way, in a request context of the handshake.
             with self._turn():
                 return super().trigger_event(event, *args)
@@ -109,6 +109,15 @@ class ProgressNamespace(Namespace):
                 return handler(*args)  # type: ignore[misc]
         name = event.removeprefix(RESERVED_MARK)
         return ProtocolError("invalid", f"unknown event {name[:40]!r}").answer()
+
+    def _from_server(self, event: str, sid: Any = None, *_args: Any) -> bool:
+        """Whether a connect or disconnect is the server's, not an event a
+        client named so (which the packet class marks, but an app's own
+        server may read packets otherwise)."""
+        if event == "connect":
+            return sid not in self.callers
+        leaving = getattr(self.socketio.server.manager, "pending_disconnect", {})
+        return sid in leaving.get(self.namespace, ())
 
     def _turn(self) -> threading.Semaphore:
         if self._handling is None:
@@ -124,8 +133,18 @@ class ProgressNamespace(Namespace):
         # Under a server that did not start the watchdog, the first request does.
         watchdog.start_current()
         sid: str = request.sid  # type: ignore[attr-defined]
+        if not self._still_open(sid):
+            # Gone while the loader ran: python-socketio would not call
+            # on_disconnect for it, and its caller would stay forever.
+            raise ConnectionRefusedError("gone")
         app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
         self.callers[sid] = Caller(sid, identity, client_address(), app)
+
+    def _still_open(self, sid: str) -> bool:
+        server = self.socketio.server
+        eio_sid = server.manager.eio_sid_from_sid(sid, self.namespace)
+        eio_socket = server.eio.sockets.get(eio_sid) if eio_sid is not None else None
+        return eio_socket is not None and not eio_socket.closed
 
     def on_disconnect(self, reason: Any = None) -> None:
         self.callers.pop(request.sid, None)  # type: ignore[attr-defined]

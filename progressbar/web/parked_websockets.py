@@ -40,6 +40,7 @@ from engineio import exceptions, packet
 from engineio.socket import Socket
 
 from . import direct_writes
+from .event_tasks import not_to_survive
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,9 @@ class Parking:
             reader = self.ready.get()
             try:
                 reader.read_parked()
-            except Exception:
+            except BaseException as exc:  # a Timeout too: the reader goes on
+                if not_to_survive(exc):
+                    raise
                 log.exception("%s: reading failed", reader.socket.sid)
             if self.ready.qsize():
                 # More waiting: the hub's turn first (pushes, other sockets).
@@ -179,7 +182,8 @@ class Reader:
         self.reading = True
         self.unlisten()
         whole = _whole_frame(self.ws.socket) if self.parking is not None else 0
-        if whole:
+        if whole and whole <= self.socket.server.max_http_buffer_size:
+            # (A longer one is refused, which may wait to write the close.)
             self.whole = whole
             self.parking.read_soon(self)  # type: ignore[union-attr]
         else:
@@ -206,7 +210,7 @@ class Reader:
         socket, server = self.socket, self.socket.server
         try:
             whole, self.whole = self.whole, 0
-            if whole and whole <= socket.server.max_http_buffer_size:
+            if whole:
                 data = _read_frame(self.ws.socket, whole)
             else:
                 data = _wait(socket, self.ws)

@@ -51,12 +51,12 @@ class Packet(packet.Packet):  # type: ignore[misc]
             if self.packet_type != packet.EVENT:
                 raise
             self.data, attachments = [UNREADABLE], 0
-        if self.packet_type == packet.EVENT and not (
-            isinstance(self.data, list) and self.data and isinstance(self.data[0], str)
-        ):
+        named = isinstance(self.data, list) and self.data and isinstance(self.data[0], str)
+        if self.packet_type == packet.EVENT and not named:
             self.data = [UNREADABLE]
-        elif self.packet_type == packet.EVENT and self.data[0] in RESERVED:
-            self.data = [RESERVED_MARK + self.data[0], *self.data[1:]]
+        elif self.packet_type in (packet.EVENT, packet.BINARY_EVENT) and named:
+            if self.data[0] in RESERVED:
+                self.data = [RESERVED_MARK + self.data[0], *self.data[1:]]
         return attachments
 
 
