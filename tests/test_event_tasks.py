@@ -11,6 +11,7 @@ from typing import Any
 from socketio import Server, packet
 
 from progressbar.web.event_tasks import HANDLERS, handle_events_in_tasks
+from tests.stack import wait_until
 
 
 class CountingServer:
@@ -54,27 +55,18 @@ class CountingServer:
         self.start_background_task(handle, self, f"sid-{n}", f"eio-{n}", [name], namespace, n)
 
 
-def until(condition: Any) -> None:
-    done = threading.Event()
-    for _ in range(500):
-        if condition():
-            return
-        done.wait(0.01)
-    raise AssertionError("never happened")
-
-
 def test_events_go_to_a_few_long_lived_handlers_and_each_is_answered() -> None:
     server = CountingServer()
     handle_events_in_tasks(server, "/progress")
     for n in range(200):
         server.event(n)
-    until(lambda: len(server.acks) == 200)
+    wait_until(lambda: len(server.acks) == 200, 5, "every event answered", 0.01)
     # 16 handlers started once, not a task for each of the 200 events.
     assert [t.__name__ for t in server.started] == ["_handle_forever"] * HANDLERS
     assert sorted(server.acks) == list(range(200))
     # Another namespace's event, and any other task, start as before.
     server.event(1000, namespace="/elsewhere")
-    until(lambda: 1000 in server.acks)
+    wait_until(lambda: 1000 in server.acks, 5, "the other namespace's event", 0.01)
     assert server.started[-1].__name__ == "_handle_event_internal"
 
 
@@ -84,5 +76,5 @@ def test_a_handler_goes_on_after_an_event_fails() -> None:
     for n in range(HANDLERS * 2):
         server.event(n, name="boom")
     server.event(999)
-    until(lambda: server.acks == [999])
+    wait_until(lambda: server.acks == [999], 5, "the event after the failures", 0.01)
     assert len(server.started) == HANDLERS
