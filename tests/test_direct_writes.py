@@ -22,7 +22,7 @@ import websocket
 from engineio import packet
 from engineio.socket import Socket
 
-from progressbar.web.direct_writes import Writer, take_over_writers, write_directly
+from progressbar.web.direct_writes import FRAME, Writer, take_over_writers, write_directly
 from tests.stack import ProgressClient, Stack, identity_cookie
 
 # Tickers watched by the one connection that stops reading now and then.
@@ -334,3 +334,35 @@ def test_eventlet_frames_the_socket_takes_in_part_are_finished_whole_and_in_orde
     assert client.wait() == "4after" and len(tasks) == 1
     ours.close()
     theirs.close()
+
+
+def test_a_packet_sent_to_many_eventlet_websockets_is_framed_once() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # eventlet warns of its own deprecation on import
+        import eventlet
+        from eventlet.greenio import GreenSocket
+        from eventlet.websocket import RFC6455WebSocket
+
+    class Counted(RFC6455WebSocket):  # type: ignore[misc]
+        packed = 0
+
+        def _pack_message(self, *args: Any, **kwargs: Any) -> bytes:
+            Counted.packed += 1
+            return super()._pack_message(*args, **kwargs)  # type: ignore[no-any-return]
+
+    pairs = [socket.socketpair() for _ in range(3)]
+    try:
+        websockets = [Counted(GreenSocket(ours), {}, version=13) for ours, _ in pairs]
+        writers = [Writer(ws, lambda: True, eventlet.spawn) for ws in websockets]
+        push = message("a push to a room")
+        for writer in writers:
+            writer.put(push)
+        for _, theirs in pairs:
+            client = RFC6455WebSocket(GreenSocket(theirs), {}, version=13, client=True)
+            assert client.wait() == "4a push to a room"
+        assert Counted.packed == 1  # framed once, for all three
+        assert getattr(push, FRAME).endswith(b"4a push to a room")
+    finally:
+        for ours, theirs in pairs:
+            ours.close()
+            theirs.close()

@@ -100,7 +100,7 @@ class Writer:
             while self.waiting and not self.closed:
                 if inline:
                     if frames is not None:
-                        written = frames.send_now(self.waiting[0].encode())
+                        written = frames.send_now(self.waiting[0])
                         if written is not None:
                             self.waiting.popleft()
                         if written:
@@ -149,16 +149,23 @@ class Writer:
                 self.on_close()
 
 
+# Where a packet keeps its frame, once framed for a websocket.
+FRAME = "_progressbar_frame"
+
+
 class NoWaitFrames:
     """Frames of an eventlet RFC 6455 websocket on a plain socket, written to
     the socket as far as it takes them now: one system call a packet, where
     asking first whether it has room would make two."""
 
-    __slots__ = ("ws", "fd", "lock", "rest")
+    __slots__ = ("ws", "fd", "lock", "rest", "shared")
 
     def __init__(self, ws: Any) -> None:
         self.ws = ws
         self.fd = ws.socket.fd
+        # A server's uncompressed frame of a packet is the same on every
+        # websocket: one push to a room is framed once, for all its watchers.
+        self.shared = not ws.client and not ws.extensions.get("permessage-deflate")
         # eventlet's own, which its other frames (a pong, the closing frame) take.
         self.lock = ws._sendlock
         # What the socket did not take of the last frame; the lock is held
@@ -180,13 +187,17 @@ class NoWaitFrames:
             return None
         return cls(ws)
 
-    def send_now(self, data: Any) -> bool | None:
-        """Write the frame of `data`: True if the socket took it all; False if
-        it took part or none (the rest is kept for `finish`); None if another
-        frame is being written, and this one was not begun."""
+    def send_now(self, pkt: Any) -> bool | None:
+        """Write the frame of Engine.IO packet `pkt`: True if the socket took
+        it all; False if it took part or none (the rest is kept for `finish`);
+        None if another frame is being written, and this one was not begun."""
         # Packed first, as eventlet's own send does: nothing raises while
         # the lock is held but the send, which lets it go.
-        frame = self.ws._pack_message(data, masked=self.ws.client)
+        frame = getattr(pkt, FRAME, None) if self.shared else None
+        if frame is None:
+            frame = self.ws._pack_message(pkt.encode(), masked=self.ws.client)
+            if self.shared:
+                setattr(pkt, FRAME, frame)
         if not self.lock.acquire(blocking=False):
             return None
         try:
