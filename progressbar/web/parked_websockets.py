@@ -40,7 +40,7 @@ from engineio import exceptions, packet
 from engineio.socket import Socket
 
 from . import direct_writes
-from .event_tasks import not_to_survive
+from .event_tasks import EventTasks, not_to_survive
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 # Started at the first message and kept: one started for each message would
 # cost more than most messages' reading.
 READERS = 4
+
+# How a Socket.IO event packet begins (python-socketio's EVENT).
+EVENT_PACKET = "2"
 
 # Set in a request's environ once its websocket is parked, to the Parking:
 # the request handler then leaves the connection open (`detach`).
@@ -69,6 +72,26 @@ class Parking:
         # Websockets with a whole message waiting, in the order they got one,
         # for the readers; made with them, at the first message.
         self.ready: Any = None
+        # Whether the server's Socket.IO events are queued for a few tasks
+        # (`event_tasks`), found at the first message.
+        self.events_queued: bool | None = None
+
+    def is_queued_event(self, server: Any, pkt: packet.Packet) -> bool:
+        """Whether `pkt` is a Socket.IO event which python-socketio, once it
+        has decoded it, queues for the tasks that handle events: nothing in
+        its way waits, so it is handed on by the reader itself."""
+        if pkt.packet_type != packet.MESSAGE or not isinstance(pkt.data, str):
+            return False
+        if not pkt.data.startswith(EVENT_PACKET):
+            return False  # a connect, a disconnect, an ack: Engine.IO's way
+        if self.events_queued is None:
+            handler = server.handlers.get("message")
+            socketio = getattr(handler, "__self__", None)
+            tasks = getattr(socketio, "start_background_task", None)
+            self.events_queued = isinstance(tasks, EventTasks) and bool(
+                getattr(socketio, "async_handlers", False)
+            )
+        return self.events_queued
 
     def read_soon(self, reader: Reader) -> None:
         """Have `reader`'s whole waiting message read by one of the readers."""
@@ -222,7 +245,13 @@ class Reader:
             self.close()
             return False
         try:
-            socket.receive(packet.Packet(encoded_packet=data))
+            pkt = packet.Packet(encoded_packet=data)
+            if self.parking is not None and self.parking.is_queued_event(server, pkt):
+                # Engine.IO would start a green thread to hand it on, and
+                # python-socketio only decodes it and queues it: done here.
+                server._trigger_event("message", socket.sid, pkt.data, run_async=False)
+            else:
+                socket.receive(pkt)
         except exceptions.UnknownPacketError:
             pass
         except exceptions.SocketIsClosedError:
