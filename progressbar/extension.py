@@ -38,7 +38,7 @@ from .web import (
 from .web.address import client_address
 from .web.identity import current_identity, session_identity
 from .web.message_queue import ResilientRedisManager, hosted_channel, queue_manager
-from .web.namespace import ProgressNamespace
+from .web.namespace import HANDLED_AT_ONCE, ProgressNamespace
 from .web.origins import socketio_origins
 from .worker import signals as worker_signals
 from .worker.context import WorkerContext, bind
@@ -170,7 +170,7 @@ class ProgressBar:
             # Each websocket written by its senders, rather than by a task each.
             direct_writes.write_directly(self.socketio.server.eio)
             # Its events handled by a few long-lived tasks, rather than a task each.
-            event_tasks.handle_events_in_tasks(self.socketio.server, NAMESPACE)
+            event_tasks.handle_events_in_tasks(self.socketio.server, NAMESPACE, HANDLED_AT_ONCE)
             # Its requests skip the middleware's per-request copies.
             socketio_wsgi.take_socketio_path_first(app)
             # Its events reuse their connection's session.

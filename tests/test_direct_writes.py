@@ -300,16 +300,23 @@ def test_a_watcher_that_stops_reading_gets_every_push_whole_and_in_order(
         assert seen == list(range(seen[0], seen[-1] + 1)), (task_id, seen)
 
 
+def _eventlet() -> tuple[Any, Any, Any]:
+    """eventlet, its green socket and its RFC 6455 websocket, imported
+    without its warning of its own deprecation (the suite's warnings fail)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import eventlet
+        from eventlet.greenio import GreenSocket
+        from eventlet.websocket import RFC6455WebSocket
+    return eventlet, GreenSocket, RFC6455WebSocket
+
+
 def test_eventlet_frames_the_socket_takes_in_part_are_finished_whole_and_in_order() -> None:
     # A real eventlet websocket over a socket pair with small buffers: the
     # sender writes each frame straight to the socket, as far as it takes it;
     # the rest of a frame is finished by a task, and a frame eventlet sends
     # itself meanwhile (a pong) waits for it rather than cutting into it.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # eventlet warns of its own deprecation on import
-        import eventlet
-        from eventlet.greenio import GreenSocket
-        from eventlet.websocket import RFC6455WebSocket
+    eventlet, GreenSocket, RFC6455WebSocket = _eventlet()
 
     ours, theirs = socket.socketpair()
     ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
@@ -337,11 +344,7 @@ def test_eventlet_frames_the_socket_takes_in_part_are_finished_whole_and_in_orde
 
 
 def test_a_packet_sent_to_many_eventlet_websockets_is_framed_once() -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # eventlet warns of its own deprecation on import
-        import eventlet
-        from eventlet.greenio import GreenSocket
-        from eventlet.websocket import RFC6455WebSocket
+    eventlet, GreenSocket, RFC6455WebSocket = _eventlet()
 
     class Counted(RFC6455WebSocket):  # type: ignore[misc]
         packed = 0

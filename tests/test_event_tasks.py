@@ -10,7 +10,8 @@ from typing import Any
 
 from socketio import Server, packet
 
-from progressbar.web.event_tasks import HANDLERS, handle_events_in_tasks
+from progressbar.web.event_tasks import handle_events_in_tasks
+from progressbar.web.namespace import HANDLED_AT_ONCE as HANDLERS
 from tests.stack import wait_until
 
 
@@ -57,7 +58,7 @@ class CountingServer:
 
 def test_events_go_to_a_few_long_lived_handlers_and_each_is_answered() -> None:
     server = CountingServer()
-    handle_events_in_tasks(server, "/progress")
+    handle_events_in_tasks(server, "/progress", HANDLERS)
     for n in range(200):
         server.event(n)
     wait_until(lambda: len(server.acks) == 200, 5, "every event answered", 0.01)
@@ -72,7 +73,7 @@ def test_events_go_to_a_few_long_lived_handlers_and_each_is_answered() -> None:
 
 def test_a_handler_goes_on_after_an_event_fails() -> None:
     server = CountingServer()
-    handle_events_in_tasks(server, "/progress")
+    handle_events_in_tasks(server, "/progress", HANDLERS)
     for n in range(HANDLERS * 2):
         server.event(n, name="boom")
     server.event(999)

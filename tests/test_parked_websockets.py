@@ -295,7 +295,7 @@ def test_a_whole_frame_is_read_at_once_and_unmasked() -> None:
         data = frame.format()
         ours.sendall(data + b"next")
         assert _whole_frame(sock) == len(data)
-        return _read_frame(sock, len(data))
+        return _read_frame(SimpleNamespace(socket=sock), len(data))
 
     try:
         texts = ("", "4", '42/progress,7["subscribe",{"task_id":"é✓"}]', "y" * 300, "z" * 70_000)

@@ -174,18 +174,7 @@ class NoWaitFrames:
 
     @classmethod
     def of(cls, ws: Any) -> NoWaitFrames | None:
-        # Looked up, not imported: under gevent, eventlet is never loaded.
-        eventlet_websocket = sys.modules.get("eventlet.websocket")
-        if eventlet_websocket is None or not isinstance(ws, eventlet_websocket.RFC6455WebSocket):
-            return None
-        if hasattr(ws.socket, "pending"):
-            return None  # TLS: the bytes on its socket are not the frame's
-        # The operating system's socket under eventlet's green one (under
-        # monkey patching `socket.socket` is the green one).
-        fd = getattr(ws.socket, "fd", None)
-        if not isinstance(fd, _socket.socket) or isinstance(fd, ssl.SSLSocket):
-            return None
-        return cls(ws)
+        return cls(ws) if plain_eventlet_websocket(ws) else None
 
     def send_now(self, pkt: Any) -> bool | None:
         """Write the frame of Engine.IO packet `pkt`: True if the socket took
@@ -221,6 +210,22 @@ class NoWaitFrames:
                 self.ws.socket.sendall(rest)
         finally:
             self.lock.release()
+
+
+def plain_eventlet_websocket(ws: Any) -> bool:
+    """Whether `ws` is an eventlet RFC 6455 websocket over the operating
+    system's own socket, without TLS: its frames are exactly the bytes that
+    socket carries, each read and written whole."""
+    # Looked up, not imported: under gevent, eventlet is never loaded.
+    eventlet_websocket = sys.modules.get("eventlet.websocket")
+    if eventlet_websocket is None or not isinstance(ws, eventlet_websocket.RFC6455WebSocket):
+        return False
+    if hasattr(ws.socket, "pending"):
+        return False  # TLS: the bytes on its socket are not the frames'
+    # The operating system's socket under eventlet's green one (under
+    # monkey patching `socket.socket` is the green one).
+    fd = getattr(ws.socket, "fd", None)
+    return isinstance(fd, _socket.socket) and not isinstance(fd, ssl.SSLSocket)
 
 
 def write_directly(eio: Any) -> None:

@@ -5,9 +5,9 @@ python-socketio starts a task (a green thread, or a thread under `flask run`)
 for every event it receives: under churn, hundreds a second, each with its
 own frame stack to allocate and free (16 KB mapped and unmapped under
 Python 3.11) and its switches in and out. Here the namespace's events are
-queued, in the order they came, and `HANDLERS` tasks take them one after the
-other: as many as are ever handled at once (a burst waits its turn, in order),
-started at the first event and kept.
+queued, in the order they came, and a few tasks (as many as the namespace
+handles at once) take them one after the other: a burst waits its turn, in
+order. They are started at the first event and kept.
 
 Only python-socketio's event handling is taken over, only for the namespace
 given, and only when it is started the way this knows (its
@@ -28,9 +28,6 @@ from socketio import Server
 
 log = logging.getLogger(__name__)
 
-# Tasks handling the namespace's events (its events handled at once, at most).
-HANDLERS = 16
-
 # What python-socketio starts for an event, and how many arguments it passes:
 # (server, sid, eio_sid, data, namespace, ack id).
 HANDLE_EVENT = Server._handle_event_internal
@@ -41,7 +38,7 @@ class EventTasks:
     """Stands in for `server.start_background_task`: an event of `namespace`
     is queued for the handlers; anything else is started by `start`."""
 
-    def __init__(self, server: Any, namespace: str, handlers: int = HANDLERS) -> None:
+    def __init__(self, server: Any, namespace: str, handlers: int) -> None:
         self.server = server
         self.namespace = namespace
         self.handlers = handlers
@@ -96,9 +93,9 @@ def not_to_survive(exc: BaseException) -> bool:
     return greenlet is not None and isinstance(exc, greenlet.GreenletExit)
 
 
-def handle_events_in_tasks(server: Any, namespace: str) -> EventTasks:
-    """Have `server` (python-socketio's) hand `namespace`'s events to a few
-    long-lived tasks."""
-    tasks = EventTasks(server, namespace)
+def handle_events_in_tasks(server: Any, namespace: str, handlers: int) -> EventTasks:
+    """Have `server` (python-socketio's) hand `namespace`'s events to
+    `handlers` long-lived tasks."""
+    tasks = EventTasks(server, namespace, handlers)
     server.start_background_task = tasks
     return tasks

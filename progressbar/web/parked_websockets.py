@@ -234,7 +234,7 @@ class Reader:
         try:
             whole, self.whole = self.whole, 0
             if whole:
-                data = _read_frame(self.ws.socket, whole)
+                data = _read_frame(self.ws, whole)
             else:
                 data = _wait(socket, self.ws)
         except Exception as exc:
@@ -354,13 +354,13 @@ def _whole_frame(sock: Any) -> int:
         return 0
 
 
-def _read_frame(sock: Any, size: int) -> str | bytes:
-    """The message of the whole frame of `size` bytes waiting in `sock` (as
-    `_whole_frame` found it), read at once: the bytes are there. A text
-    that is not UTF-8 raises ValueError, as in eventlet's reader."""
-    raw = sock.fd.recv(size)
-    if len(raw) < size:  # not expected; the rest is waited for
-        raw += _recv_exactly(sock, size - len(raw))
+def _read_frame(ws: Any, size: int) -> str | bytes:
+    """The message of the whole frame of `size` bytes waiting on `ws`'s
+    socket (as `_whole_frame` found it), read at once: the bytes are there.
+    A text that is not UTF-8 raises ValueError, as in eventlet's reader."""
+    raw = ws.socket.fd.recv(size)
+    if len(raw) < size:  # not expected; the rest is waited for, as eventlet does
+        raw += ws._get_bytes(size - len(raw))
     length = raw[1] & 0x7F
     start = 2 if length < 126 else 4 if length == 126 else 10
     mask, payload = raw[start : start + 4], raw[start + 4 :]
@@ -371,25 +371,12 @@ def _read_frame(sock: Any, size: int) -> str | bytes:
     return payload.decode("utf-8") if raw[0] & 0x0F == 1 else payload
 
 
-def _recv_exactly(sock: Any, count: int) -> bytes:
-    parts = []
-    while count > 0:
-        part = sock.recv(count)
-        if not part:
-            raise ConnectionError("closed amid a frame")
-        parts.append(part)
-        count -= len(part)
-    return b"".join(parts)
-
-
 def parkable(ws: Any) -> bool:
     """Whether the hub sees all `ws` has to read: an RFC 6455 websocket
     reads exactly the bytes of each frame from its socket, leaving the rest
     in the kernel; an old draft's (Hixie) buffers what it read past a
     message, and a TLS socket may hold decrypted bytes of its own."""
-    from eventlet.websocket import RFC6455WebSocket
-
-    return isinstance(ws, RFC6455WebSocket) and not hasattr(ws.socket, "pending")
+    return direct_writes.plain_eventlet_websocket(ws)
 
 
 def _upgrade(socket: Socket, ws: Any) -> bool:
