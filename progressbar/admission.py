@@ -96,8 +96,9 @@ class Admission:
     def _take(
         self, items: list[RateLimitItem], name: str, address: str, cost: int, what: str
     ) -> None:
-        # Tested first, then taken: a refusal by one window takes nothing from the others.
-        for item in items:
+        # With several windows, each is tested first, then taken: a refusal by
+        # one takes nothing from the others. One window is tested by its `hit`.
+        for item in items if len(items) > 1 else ():
             if not self._limiter.test(item, name, address, cost=cost):
                 raise self._refusal(item, name, address, what)
         for item in items:

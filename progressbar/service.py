@@ -168,6 +168,54 @@ def _time_limits(message: Message) -> dict[str, float]:
     return {"soft_time_limit": limit, "time_limit": limit + HARD_LIMIT_GRACE}
 
 
+# Types whose repr is what Celery's saferepr writes of them.
+PLAIN = (int, float, str, bool, type(None))
+
+
+class _Sent:
+    """What `send_task` returns here: the id alone. Its usual AsyncResult
+    costs a start more to make and to drop than the rest of the call."""
+
+    __slots__ = ("id", "ignored")
+
+    def __init__(self, task_id: str) -> None:
+        self.id = task_id
+
+
+def _send(message: Message, message_id: str) -> None:
+    """Send `message` as a plain `send_task` would, but for a result nobody
+    here waits on: told the result is ignored, `send_task` skips its
+    backend's `on_task_call`, with which Celery's Redis backend subscribes
+    this process to the task's result channel (and the AsyncResult, dropped
+    at once, unsubscribes it): two pub/sub commands a start, their
+    confirmations never read. The message's header is set back to a plain
+    send's (None: the worker stores the result as the task's own
+    `ignore_result` says), so `AsyncResult(task_id).get()` works as for any
+    task."""
+    celery = state().celery
+    options: dict[str, Any] = {}
+    # The arguments' text in the message (for monitors such as Flower): for
+    # parameters as a kind's are (names, and numbers or texts), what
+    # Celery's saferepr writes, made by repr at a fraction of its cost.
+    if not message.args and all(
+        isinstance(k, str) and type(v) in PLAIN for k, v in message.kwargs.items()
+    ):
+        kwargsrepr = repr(message.kwargs)
+        if len(kwargsrepr) <= celery.amqp.kwargsrepr_maxsize:
+            options.update(argsrepr="()", kwargsrepr=kwargsrepr)
+    celery.send_task(
+        message.task,
+        args=message.args,
+        kwargs=message.kwargs,
+        task_id=message_id,
+        ignore_result=True,
+        headers={SENT_BY_START: 1, "ignore_result": None},
+        result_cls=_Sent,
+        **options,
+        **_time_limits(message),
+    )
+
+
 def launch(
     owner: str,
     kind: str,
@@ -215,24 +263,7 @@ def launch(
         subscribe(task_id)
     try:
         for message_id, m in zip(ids, messages, strict=True):
-            # Sent as a plain `send_task` would send it, but for a result
-            # nobody here waits on: told the result is ignored, `send_task`
-            # skips its backend's `on_task_call`, with which Celery's Redis
-            # backend subscribes this process to the task's result channel
-            # (and the AsyncResult returned, dropped at once, unsubscribes
-            # it): two pub/sub commands a start, their confirmations never
-            # read. The message's header is set back to a plain send's (None:
-            # the worker stores the result as the task's own `ignore_result`
-            # says), so `AsyncResult(task_id).get()` works as for any task.
-            state().celery.send_task(
-                m.task,
-                args=m.args,
-                kwargs=m.kwargs,
-                task_id=message_id,
-                ignore_result=True,
-                headers={SENT_BY_START: 1, "ignore_result": None},
-                **_time_limits(m),
-            )
+            _send(m, message_id)
     except Exception:
         if unsubscribe:
             unsubscribe(task_id)

@@ -120,3 +120,31 @@ def test_starts_are_refused_busy_while_redis_is_past_its_memory_limit(redis_url:
         assert (refused.value.code, refused.value.retry_after) == ("busy", 60)
     finally:
         client.close()
+
+
+def test_start_rate_limits_take_nothing_from_a_window_when_another_refuses(
+    redis_url: str,
+) -> None:
+    client = connect(redis_url, 2)
+    prefix = f"t{secrets.token_hex(4)}"
+    try:
+        one = Admission(client, Settings(start_rate_limit="2/minute"), prefix=prefix)
+        one.start("10.0.0.1", 1)
+        one.start("10.0.0.1", 1)
+        with pytest.raises(ProtocolError) as refused:
+            one.start("10.0.0.1", 1)
+        assert refused.value.code == "limit" and "2 a minute" in refused.value.message
+        one.start("10.0.0.2", 2)  # another address has its own allowance
+
+        two = Admission(client, Settings(start_rate_limit="3/minute;5/hour"), prefix=prefix)
+        two.start("10.0.0.3", 3)
+        for _ in range(3):  # refused by the minute's window each time...
+            with pytest.raises(ProtocolError):
+                two.start("10.0.0.3", 1)
+        # ...which took nothing from the hour's: 2 of its 5 are still there.
+        hourly = Admission(client, Settings(start_rate_limit="5/hour"), prefix=prefix)
+        hourly.start("10.0.0.3", 2)
+        with pytest.raises(ProtocolError):
+            hourly.start("10.0.0.3", 1)
+    finally:
+        client.close()

@@ -310,3 +310,22 @@ def test_a_whole_frame_is_read_at_once_and_unmasked() -> None:
     finally:
         ours.close()
         theirs.close()
+
+
+def test_a_frame_read_in_the_hubs_turn_never_waits_for_a_missing_part() -> None:
+    # The hub reads a frame the peek found whole; should the socket hold less
+    # after all, it keeps what came for a reader, which reads the rest.
+    ours, theirs = socket.socketpair()
+    theirs.setblocking(False)
+    ws = SimpleNamespace(socket=SimpleNamespace(fd=theirs))
+    text = '42/progress,3["unsubscribe",{"task_id":"abc"}]'
+    data = websocket.ABNF.create_frame(text, websocket.ABNF.OPCODE_TEXT).format()
+    try:
+        ours.sendall(data[:9])
+        first = _read_frame(ws, len(data), wait=False)
+        assert first == bytearray(data[:9])
+        ours.sendall(data[9:])
+        assert _read_frame(ws, len(data), first=bytes(first)) == text
+    finally:
+        ours.close()
+        theirs.close()

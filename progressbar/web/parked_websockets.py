@@ -8,10 +8,16 @@ its buffers). For a page that mostly listens, that is most of what it costs.
 
 Here, once a websocket is open and its Engine.IO socket connected, the request
 ends but the connection stays: the socket is "parked" on eventlet's hub, and
-when the client sends something a short-lived green thread reads that message,
-hands it to Engine.IO as its own reader would, and parks the socket again. The
-client sees the same protocol; a parked connection costs its socket, its
-websocket and Engine.IO objects, and a listener on the hub.
+when the client sends something it is read, handed to Engine.IO as its own
+reader would, and the socket stays parked. The client sees the same protocol;
+a parked connection costs its socket, its websocket and Engine.IO objects, and
+a listener on the hub.
+
+A whole small frame holding a Socket.IO event (nearly every message a page
+sends) is read by the hub itself, as it finds it: python-socketio only decodes
+it and queues it for the tasks that handle events, so nothing in its way
+waits. The hub reads a bounded number of them a turn (`READ_BY_HUB`); the
+rest, and every other message, is read by one of a few kept readers.
 
 What it takes:
 - `Parking.serve` is Engine.IO's websocket handler: the handshake is
@@ -52,6 +58,11 @@ log = logging.getLogger(__name__)
 # cost more than most messages' reading.
 READERS = 4
 
+# Messages the hub reads itself in one turn (the socket events it found
+# ready): past them, a turn's messages go to the readers, so a push that
+# comes meanwhile never waits behind a whole burst.
+READ_BY_HUB = 32
+
 # How a Socket.IO event packet begins (python-socketio's EVENT).
 EVENT_PACKET = "2"
 
@@ -75,6 +86,9 @@ class Parking:
         # Whether the server's Socket.IO events are queued for a few tasks
         # (`event_tasks`), found at the first message.
         self.events_queued: bool | None = None
+        # Messages the hub may still read itself in this turn; the count is
+        # given back as the turn ends (`_next_turn`).
+        self.hub_may_read = READ_BY_HUB
 
     def is_queued_event(self, server: Any, pkt: packet.Packet) -> bool:
         """Whether `pkt` is a Socket.IO event which python-socketio, once it
@@ -92,6 +106,21 @@ class Parking:
                 getattr(socketio, "async_handlers", False)
             )
         return self.events_queued
+
+    def hub_reads_one(self) -> bool:
+        """Whether the hub, in its turn, may read one more message itself."""
+        if self.hub_may_read == READ_BY_HUB:
+            import eventlet.hubs
+
+            # Runs once the hub has called every listener of this turn.
+            eventlet.hubs.get_hub().schedule_call_global(0, self._next_turn)
+        elif self.hub_may_read == 0:
+            return False
+        self.hub_may_read -= 1
+        return True
+
+    def _next_turn(self) -> None:
+        self.hub_may_read = READ_BY_HUB
 
     def read_soon(self, reader: Reader) -> None:
         """Have `reader`'s whole waiting message read by one of the readers."""
@@ -163,7 +192,17 @@ class Parking:
 class Reader:
     """Reads one websocket's messages and hands them to its Engine.IO socket."""
 
-    __slots__ = ("socket", "ws", "writer", "listener", "parking", "reading", "ended", "whole")
+    __slots__ = (
+        "socket",
+        "ws",
+        "writer",
+        "listener",
+        "parking",
+        "reading",
+        "ended",
+        "whole",
+        "pending",
+    )
 
     def __init__(self, socket: Socket, ws: Any, writer: direct_writes.Writer) -> None:
         self.socket = socket
@@ -175,6 +214,9 @@ class Reader:
         self.ended = False
         # The size of the whole frame waiting, read at once; 0: unknown.
         self.whole = 0
+        # What the hub read but left to a reader: a message, the first part
+        # of a frame of `whole` bytes (a bytearray), or the error reading it.
+        self.pending: str | bytes | bytearray | Exception | None = None
 
     def park(self, parking: Parking, environ: dict[str, Any]) -> None:
         self.parking = parking
@@ -202,17 +244,53 @@ class Reader:
 
         if self.reading or self.ended:
             return
-        self.reading = True
-        self.unlisten()
-        whole = _whole_frame(self.ws.socket) if self.parking is not None else 0
+        parking = self.parking
+        whole = _whole_frame(self.ws.socket) if parking is not None else 0
         if whole and whole <= self.socket.server.max_http_buffer_size:
             # (A longer one is refused, which may wait to write the close.)
+            if parking.hub_reads_one() and self.read_event_here(whole):  # type: ignore[union-attr]
+                return  # read, and still listened to
+            self.reading = True
+            self.unlisten()
             self.whole = whole
-            self.parking.read_soon(self)  # type: ignore[union-attr]
+            parking.read_soon(self)  # type: ignore[union-attr]
         else:
+            self.reading = True
+            self.unlisten()
             # Part of a frame, a control frame, or the end: read by a green
             # thread of its own, which may wait for the rest.
             eventlet.spawn_n(self.read_parked)
+
+    def read_event_here(self, whole: int) -> bool:
+        """Read the whole frame of `whole` bytes in the hub's own turn and,
+        if it is an event python-socketio queues, hand it on: True. Anything
+        else is kept in `pending` for a reader (False); nothing here waits."""
+        try:
+            data = _read_frame(self.ws, whole, wait=False)
+        except Exception as exc:
+            self.pending = exc  # for a reader to tell, and end the connection
+            return False
+        if isinstance(data, bytearray):
+            self.pending = data  # part of the frame: a reader waits for the rest
+            return False
+        try:
+            pkt = packet.Packet(encoded_packet=data)
+        except Exception:
+            pkt = None
+        server = self.socket.server
+        if pkt is None or not self.parking.is_queued_event(server, pkt):  # type: ignore[union-attr]
+            self.pending = data
+            return False
+        try:
+            server._trigger_event("message", self.socket.sid, pkt.data, run_async=False)
+        except Exception:
+            import eventlet
+
+            server.logger.exception("Unknown receive error")
+            self.reading = True
+            self.unlisten()
+            eventlet.spawn_n(self.close)  # which may wait: not in the hub
+        return True
 
     def read_parked(self) -> None:
         try:
@@ -233,7 +311,14 @@ class Reader:
         socket, server = self.socket, self.socket.server
         try:
             whole, self.whole = self.whole, 0
-            if whole:
+            pending, self.pending = self.pending, None
+            if isinstance(pending, Exception):
+                raise pending
+            if isinstance(pending, bytearray):
+                data = _read_frame(self.ws, whole, first=bytes(pending))
+            elif pending is not None:
+                data = pending
+            elif whole:
                 data = _read_frame(self.ws, whole)
             else:
                 data = _wait(socket, self.ws)
@@ -354,12 +439,19 @@ def _whole_frame(sock: Any) -> int:
         return 0
 
 
-def _read_frame(ws: Any, size: int) -> str | bytes:
+def _read_frame(
+    ws: Any, size: int, *, wait: bool = True, first: bytes = b""
+) -> str | bytes | bytearray:
     """The message of the whole frame of `size` bytes waiting on `ws`'s
     socket (as `_whole_frame` found it), read at once: the bytes are there.
-    A text that is not UTF-8 raises ValueError, as in eventlet's reader."""
-    raw = ws.socket.fd.recv(size)
-    if len(raw) < size:  # not expected; the rest is waited for, as eventlet does
+    A text that is not UTF-8 raises ValueError, as in eventlet's reader.
+    `first`: the frame's first bytes, read before. Should the socket hold
+    less than `size`, the rest is waited for, as eventlet does; without
+    `wait`, what was read is returned instead, as a bytearray."""
+    raw = first + ws.socket.fd.recv(size - len(first)) if len(first) < size else first
+    if len(raw) < size:  # not expected
+        if not wait:
+            return bytearray(raw)
         raw += ws._get_bytes(size - len(raw))
     length = raw[1] & 0x7F
     start = 2 if length < 126 else 4 if length == 126 else 10
