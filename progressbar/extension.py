@@ -27,6 +27,7 @@ from .web import (
     api,
     direct_writes,
     event_tasks,
+    gevent_parking,
     payloads,
     pings,
     serve,
@@ -169,6 +170,9 @@ class ProgressBar:
             pings.share_pings(self.socketio.server.eio)
             # Each websocket written by its senders, rather than by a task each.
             direct_writes.write_directly(self.socketio.server.eio)
+            # Under gunicorn's gevent worker (the extension's configuration),
+            # open websockets wait on the loop, not each in two tasks.
+            gevent_parking.park_websockets(self.socketio.server.eio)
             # Its events handled by a few long-lived tasks, rather than a task each.
             event_tasks.handle_events_in_tasks(self.socketio.server, NAMESPACE, HANDLED_AT_ONCE)
             # Its requests skip the middleware's per-request copies.

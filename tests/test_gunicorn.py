@@ -3,24 +3,40 @@ itself: bars over websocket and over long-polling, end to end."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 
-from tests.stack import ProgressClient, free_port, identity_cookie, start_web
+from tests.stack import (
+    Process,
+    ProgressClient,
+    RawSocketIO,
+    free_port,
+    identity_cookie,
+    pool_pids,
+    start_web,
+)
 
 # The documented line: the extension's gunicorn configuration, then the app.
 GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "python:progressbar.web.gunicorn", "app:app"]
 
 
 @pytest.fixture(scope="module")
-def served(stack_env: dict[str, str], worker, logs_dir: Path):  # type: ignore[no-untyped-def]
+def gunicorn(stack_env: dict[str, str], worker, logs_dir: Path):  # type: ignore[no-untyped-def]
     port = free_port()
     # gunicorn binds 0.0.0.0:$PORT, which start_web sets.
     process = start_web(GUNICORN, stack_env, port, logs_dir, "gunicorn")
-    yield f"http://127.0.0.1:{port}"
+    yield process, f"http://127.0.0.1:{port}"
     process.stop()
+
+
+@pytest.fixture(scope="module")
+def served(gunicorn: tuple[Process, str]) -> str:
+    return gunicorn[1]
 
 
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
@@ -34,3 +50,59 @@ def test_gunicorn_with_gevent_serves_live_bars(served: str, transport: str) -> N
         assert seqs == sorted(set(seqs)) and len(seqs) >= 2
     finally:
         client.close()
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no RSS for {pid}")
+
+
+def test_an_open_websocket_costs_the_worker_no_green_thread(
+    gunicorn: tuple[Process, str],
+) -> None:
+    # Parked, an idle connection costs its socket and protocol objects
+    # (about 15 KB); served by simple-websocket, two green threads more
+    # (about 45 KB). Measured over a few hundred, as an operator would.
+    process, base = gunicorn
+    (worker_pid,) = pool_pids(process.pid)
+    cookie = identity_cookie(base)
+    warm = [RawSocketIO(base, cookie) for _ in range(50)]  # the worker's pools grown
+    before = rss_kb(worker_pid)
+    opened = [RawSocketIO(base, cookie) for _ in range(OPENED)]
+    try:
+        per_connection = (rss_kb(worker_pid) - before) / OPENED
+        assert per_connection < 25, f"{per_connection:.1f} KB per open websocket"
+        assert '"ok":true' in opened[-1].call('["list",{}]')  # and they are served
+    finally:
+        for raw in warm + opened:
+            raw.close()
+
+
+OPENED = 400
+
+
+def test_a_compressed_websocket_is_served_as_a_browser_asks(served: str) -> None:
+    # Browsers offer permessage-deflate: the parked websocket speaks it too.
+    async def follow_a_task() -> tuple[str, list[str]]:
+        url = served.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
+        headers = {"Cookie": identity_cookie(served)}
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(url, headers=headers, compress=15)
+            extensions = ws._response.headers.get("Sec-WebSocket-Extensions", "")
+            assert (await ws.receive_str()).startswith("0")
+            await ws.send_str("40/progress,")
+            assert (await ws.receive_str()).startswith("40/progress,")
+            start = {"kind": "primes", "params": {"limit": 1000}}
+            await ws.send_str(f'42/progress,1["start",{json.dumps(start)}]')
+            texts = []
+            while not any('"state":"succeeded"' in t for t in texts):
+                texts.append(await asyncio.wait_for(ws.receive_str(), 30))
+            await ws.close()
+            return extensions, texts
+
+    extensions, texts = asyncio.run(follow_a_task())
+    assert extensions.startswith("permessage-deflate")
+    assert texts[0].startswith('43/progress,1[{"ok":true')
+    assert any('"state":"running"' in t or '"state":"succeeded"' in t for t in texts[1:])

@@ -1,14 +1,16 @@
-"""Open websockets are parked on the hub between messages (`python app.py`):
-they are served as before, however a client arrives (websocket or polling
-upgraded), however it leaves (close frame, Engine.IO or Socket.IO goodbye,
-dropped TCP connection, or gone silent), however its messages come (several
-at once, one in pieces); and WEB_MAX_CONNECTIONS still bounds the
-connections served at once."""
+"""Open websockets are parked between messages, under `python app.py`
+(eventlet's hub) and under the extension's gunicorn configuration (gevent's
+loop): they are served as before, however a client arrives (websocket or
+polling upgraded), however it leaves (close frame, Engine.IO or Socket.IO
+goodbye, dropped TCP connection, or gone silent), however its messages come
+(several at once, one in pieces); and WEB_MAX_CONNECTIONS (gunicorn's
+worker_connections) still bounds the connections served at once."""
 
 from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,10 +35,25 @@ from tests.stack import (
 LIMIT = 4
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    logs: Path = tmp_path_factory.mktemp("parked")
-    with Stack(logs, env_extra={"WEB_MAX_CONNECTIONS": str(LIMIT), "START_HIDDEN_KINDS": "1"}) as s:
+SERVERS = ["eventlet", "gevent"]
+
+
+def web_args(server: str) -> tuple[str, ...]:
+    """The web process: the demo's `python app.py`, or the app under the
+    extension's gunicorn configuration with room for LIMIT connections."""
+    if server == "eventlet":
+        return (sys.executable, "app.py")
+    gunicorn = (sys.executable, "-m", "gunicorn", "-c", "python:progressbar.web.gunicorn")
+    return (*gunicorn, "--worker-connections", str(LIMIT), "app:app")
+
+
+@pytest.fixture(scope="module", params=SERVERS)
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    logs: Path = tmp_path_factory.mktemp(f"parked-{request.param}")
+    env = {"WEB_MAX_CONNECTIONS": str(LIMIT), "START_HIDDEN_KINDS": "1"}
+    with Stack(logs, env_extra=env, web_args=web_args(request.param)) as s:
         yield s
 
 
@@ -214,11 +231,13 @@ def test_a_message_that_comes_in_pieces_is_read_whole_and_others_meanwhile(
         other.close()
 
 
-@pytest.fixture(scope="module")
-def quick_pings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    logs: Path = tmp_path_factory.mktemp("parked-pings")
+@pytest.fixture(scope="module", params=SERVERS)
+def quick_pings(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    logs: Path = tmp_path_factory.mktemp(f"parked-pings-{request.param}")
     env = {"PING_INTERVAL": "1", "PING_TIMEOUT": "1", "START_HIDDEN_KINDS": "1"}
-    with Stack(logs, env_extra=env) as s:
+    with Stack(logs, env_extra=env, web_args=web_args(request.param)) as s:
         yield s
 
 

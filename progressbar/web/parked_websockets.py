@@ -91,21 +91,7 @@ class Parking:
         self.hub_may_read = READ_BY_HUB
 
     def is_queued_event(self, server: Any, pkt: packet.Packet) -> bool:
-        """Whether `pkt` is a Socket.IO event which python-socketio, once it
-        has decoded it, queues for the tasks that handle events: nothing in
-        its way waits, so it is handed on by the reader itself."""
-        if pkt.packet_type != packet.MESSAGE or not isinstance(pkt.data, str):
-            return False
-        if not pkt.data.startswith(EVENT_PACKET):
-            return False  # a connect, a disconnect, an ack: Engine.IO's way
-        if self.events_queued is None:
-            handler = server.handlers.get("message")
-            socketio = getattr(handler, "__self__", None)
-            tasks = getattr(socketio, "start_background_task", None)
-            self.events_queued = isinstance(tasks, EventTasks) and bool(
-                getattr(socketio, "async_handlers", False)
-            )
-        return self.events_queued
+        return is_queued_event(self, server, pkt)
 
     def hub_reads_one(self) -> bool:
         """Whether the hub, in its turn, may read one more message itself."""
@@ -164,7 +150,7 @@ class Parking:
         """Engine.IO's websocket handler: connect or upgrade, then read."""
         server = socket.server
         ws.socket.settimeout(server.ping_interval + server.ping_timeout)
-        if socket.connected and not _upgrade(socket, ws):
+        if socket.connected and not upgrade(socket, ws):
             return
         socket.connected = socket.upgraded = True
         fd = ws.socket.fileno()
@@ -187,6 +173,25 @@ class Parking:
             return
         while reader.read_one():
             pass
+
+
+def is_queued_event(parking: Any, server: Any, pkt: packet.Packet) -> bool:
+    """Whether `pkt` is a Socket.IO event which python-socketio, once it
+    has decoded it, queues for the tasks that handle events: nothing in
+    its way waits, so it is handed on by the reader itself. What the
+    server does is found once, and kept on `parking`."""
+    if pkt.packet_type != packet.MESSAGE or not isinstance(pkt.data, str):
+        return False
+    if not pkt.data.startswith(EVENT_PACKET):
+        return False  # a connect, a disconnect, an ack: Engine.IO's way
+    if parking.events_queued is None:
+        handler = server.handlers.get("message")
+        socketio = getattr(handler, "__self__", None)
+        tasks = getattr(socketio, "start_background_task", None)
+        parking.events_queued = isinstance(tasks, EventTasks) and bool(
+            getattr(socketio, "async_handlers", False)
+        )
+    return bool(parking.events_queued)
 
 
 class Reader:
@@ -471,7 +476,7 @@ def parkable(ws: Any) -> bool:
     return direct_writes.plain_eventlet_websocket(ws)
 
 
-def _upgrade(socket: Socket, ws: Any) -> bool:
+def upgrade(socket: Socket, ws: Any) -> bool:
     """A polling connection moving to this websocket: Engine.IO's probe, then
     its upgrade packet (the client's half of it is in engine.io's protocol)."""
     socket.upgrading = True

@@ -1,0 +1,416 @@
+"""Open websockets under gunicorn's gevent worker read when they have
+something to say, not by two green threads each.
+
+There, a websocket is served by simple-websocket: a green thread of its own
+reads the socket, and the request's green thread waits on it for messages,
+for as long as the connection lasts. Each holds its saved C stack and its
+frame stack; with the request's parser and buffers, that is most of what an
+open bar costs the process.
+
+Here, as `parked_websockets` does under eventlet, once a websocket is open
+and its Engine.IO socket connected, the request ends and the connection
+stays: the socket is watched by gevent's loop, and when the client sends
+something one of a few kept readers feeds it to the websocket's protocol
+(simple-websocket's own handling, over wsproto: pings, closes, compression)
+and hands each whole message to Engine.IO. The client sees the same protocol.
+
+What it takes:
+- the extension's gunicorn configuration (`progressbar.web.gunicorn`), whose
+  pool of connections (`HoldingPool`) lets a parked websocket keep the place
+  of the request that opened it, so `worker_connections` still bounds the
+  connections served at once; under any other server, or over TLS, a
+  websocket is served as before;
+- the connection's own descriptor (a duplicate of the request's): gunicorn
+  closes the request's as the request ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import weakref
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from engineio import exceptions, packet
+from engineio.socket import Socket
+
+from . import direct_writes
+from .event_tasks import not_to_survive
+from .parked_websockets import READERS, is_queued_event, upgrade
+
+log = logging.getLogger(__name__)
+
+# Bytes read from a socket at once: a whole burst of small messages.
+RECEIVE_BYTES = 65_536
+
+# The pools that let parked websockets keep their place (one per listening socket).
+_POOLS: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def holding_pool_class() -> type:
+    """gevent's pool of connections, in which a parked websocket keeps the
+    place of the request that opened it until it closes."""
+    from gevent.pool import Pool
+
+    class HoldingPool(Pool):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # Requests ending whose connection stays, parked.
+            self.holding: set[Any] = set()
+            _POOLS.add(self)
+
+        def hold(self, greenlet: Any) -> None:
+            """`greenlet`'s place is not given back as it ends: its parked
+            websocket gives it back once closed (`let_go`)."""
+            self.holding.add(greenlet)
+
+        def let_go(self) -> None:
+            self._semaphore.release()
+
+        def _discard(self, greenlet: Any) -> None:
+            if greenlet in self.holding:
+                self.holding.discard(greenlet)
+                super(Pool, self)._discard(greenlet)  # Group's: the place stays taken
+            else:
+                super()._discard(greenlet)
+
+        def free_count(self) -> int:
+            # Places free, parked websockets counted as taken (the size
+            # less the requests running would count them as free).
+            return int(self._semaphore.counter) if self.size is not None else 1
+
+    return HoldingPool
+
+
+def hold_places_in_gunicorn(worker: Any) -> None:
+    """Have gunicorn's gevent `worker`, about to serve, make its pools of
+    connections `HoldingPool`s: called from the worker (post_worker_init).
+    Any other worker class is left as it is."""
+    ggevent: Any = sys.modules.get("gunicorn.workers.ggevent")
+    if ggevent is None or not isinstance(worker, ggevent.GeventWorker):
+        return
+    if not getattr(ggevent.Pool, "holding_places", False):
+        ggevent.Pool = holding_pool_class()
+        ggevent.Pool.holding_places = True
+
+
+def _pool_of(greenlet: Any) -> Any:
+    return next((pool for pool in list(_POOLS) if greenlet in pool.greenlets), None)
+
+
+class _NoThread:
+    """simple-websocket's reader thread, never started: the socket is read
+    here, when it has something."""
+
+    name = "(_thread)"
+
+    def __init__(self, target: Any = None) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+
+class GeventParking:
+    """The websockets parked on one Engine.IO server under gevent."""
+
+    def __init__(self, can_write: Callable[[int], bool], websocket_app: Any) -> None:
+        self.can_write = can_write
+        # Engine.IO's gevent websocket application class, for what is not parked.
+        self.websocket_app = websocket_app
+        self.ready: Any = None
+        self.events_queued: bool | None = None
+
+    def app(self, handler: Any, server: Any) -> Any:
+        """Engine.IO's websocket application for `handler`, called as its class is."""
+        socket = getattr(handler, "__self__", None)
+        own = isinstance(socket, Socket) and (
+            getattr(handler, "__func__", None) is Socket._websocket_handler
+        )
+        fallback = self.websocket_app(handler, server)
+        if not own:
+            return fallback
+        return partial(self._serve_request, socket, fallback)
+
+    def _serve_request(
+        self, socket: Socket, fallback: Any, environ: dict[str, Any], start_response: Any
+    ) -> Any:
+        import gevent
+
+        sock = environ.get("gunicorn.socket")
+        pool = _pool_of(gevent.getcurrent())
+        if pool is None or not _plain(sock):
+            return fallback(environ, start_response)
+        ws = ParkedWebSocket(environ, sock, socket.server.max_http_buffer_size)
+        try:
+            self.serve(socket, ws, pool)
+        except BaseException:
+            ws.close_socket()  # its own descriptor, which nobody else closes
+            raise
+        # As simple-websocket does under gunicorn: the request ends without
+        # a response of its own (the connection stays, on its own descriptor).
+        raise StopIteration()
+
+    def serve(self, socket: Socket, ws: ParkedWebSocket, pool: Any) -> None:
+        """Engine.IO's websocket handler: connect or upgrade, then park."""
+        import gevent
+
+        server = socket.server
+        ws.ws.sock.settimeout(server.ping_interval + server.ping_timeout)
+        if socket.connected and not upgrade(socket, ws):
+            ws.close_socket()
+            return
+        socket.connected = socket.upgraded = True
+        fd = ws.ws.sock.fileno()
+        can_write = self.can_write
+        writer = direct_writes.attach(
+            socket, ws, lambda: can_write(fd), server.start_background_task
+        )
+        server.logger.info("%s: Upgrade to websocket successful", socket.sid)
+        reader = GeventReader(self, socket, ws, writer)
+        if writer.closed or socket.closed:
+            reader.close()
+            return
+        pool.hold(gevent.getcurrent())
+        reader.park(pool)
+
+    def read_soon(self, reader: GeventReader) -> None:
+        if self.ready is None:
+            import gevent
+            from gevent.queue import SimpleQueue
+
+            self.ready = SimpleQueue()
+            for _ in range(READERS):
+                gevent.spawn(self._read_forever)
+        self.ready.put(reader)
+
+    def _read_forever(self) -> None:
+        import gevent
+
+        while True:
+            reader = self.ready.get()
+            try:
+                reader.read_parked()
+            except BaseException as exc:  # a Timeout too: the reader goes on
+                if not_to_survive(exc):
+                    raise
+                log.exception("%s: reading failed", reader.socket.sid)
+            if self.ready.qsize():
+                gevent.sleep(0)  # the loop's turn first (pushes, other sockets)
+
+
+class ParkedWebSocket:
+    """Engine.IO's view of a websocket (as its simple-websocket wrapper
+    offers it: `send`, `wait`, `close`, `ws`), read without a thread."""
+
+    def __init__(self, environ: dict[str, Any], sock: Any, max_message_size: int) -> None:
+        import gevent.event
+        import gevent.selectors
+        import simple_websocket
+
+        # The handshake, on the request's socket.
+        self.ws = simple_websocket.Server(
+            environ,
+            max_message_size=max_message_size,
+            thread_class=_NoThread,
+            event_class=gevent.event.Event,
+            selector_class=gevent.selectors.DefaultSelector,
+        )
+        # From here on, a descriptor of its own: gunicorn closes the request's.
+        self.ws.sock = sock.dup()
+        # gevent's loop watching the socket while it is parked.
+        self.watcher: Any = None
+
+    def send(self, message: Any) -> None:
+        import simple_websocket
+
+        try:
+            self.ws.send(message)
+        except simple_websocket.ConnectionClosed:
+            raise OSError() from None
+
+    def wait(self) -> Any:
+        """The next message, waiting for it (while upgrading)."""
+        ws = self.ws
+        while ws.connected and not ws.input_buffer:
+            data = ws.sock.recv(RECEIVE_BYTES)
+            if not data:
+                ws.connected = False
+                break
+            self.take(data)
+        return ws.input_buffer.pop(0) if ws.input_buffer else None
+
+    def take(self, data: bytes) -> None:
+        """Feed what came to the protocol: messages join `ws.input_buffer`,
+        pings are answered, a close is answered and ends the connection."""
+        ws = self.ws
+        ws.ws.receive_data(data)
+        ws.connected = ws._handle_events() and ws.connected
+
+    def close(self) -> None:
+        if self.ws.connected:
+            try:
+                self.ws.close()
+            except Exception:
+                log.debug("closing frame not sent", exc_info=True)
+        self.close_socket()
+
+    def close_socket(self) -> None:
+        self.ws.connected = False
+        self.stop_watching()
+        try:
+            self.ws.sock.close()
+        except OSError:
+            pass
+
+
+    def watch(self, callback: Callable[[], None]) -> None:
+        import gevent
+
+        if self.watcher is None:
+            self.watcher = gevent.get_hub().loop.io(self.ws.sock.fileno(), 1)
+        self.watcher.start(callback)
+
+    def stop_watching(self) -> None:
+        """Before its descriptor is closed: the loop must not watch it then."""
+        watcher, self.watcher = self.watcher, None
+        if watcher is not None:
+            watcher.stop()
+            watcher.close()
+
+
+class GeventReader:
+    """Reads one parked websocket's messages and hands them to its Engine.IO socket."""
+
+    __slots__ = ("parking", "socket", "ws", "writer", "pool", "ended")
+
+    def __init__(
+        self, parking: GeventParking, socket: Socket, ws: ParkedWebSocket, writer: Any
+    ) -> None:
+        self.parking = parking
+        self.socket = socket
+        self.ws = ws
+        self.writer = writer
+        self.pool: Any = None
+        self.ended = False
+
+    def park(self, pool: Any) -> None:
+        self.pool = pool
+        # Closed by the server (a ping unanswered, a disconnect): nothing more to read.
+        self.writer.on_close = self.end
+        self.ws.watch(self.readable)
+
+    def readable(self) -> None:
+        """Called by gevent's loop: something came, or the end."""
+        watcher = self.ws.watcher
+        if self.ended or watcher is None:
+            return
+        watcher.stop()
+        self.parking.read_soon(self)
+
+    def read_parked(self) -> None:
+        if self.ended:
+            return
+        if self.read_what_came() and not self.ended:
+            self.ws.watch(self.readable)
+
+    def read_what_came(self) -> bool:
+        """Read what the socket holds, have Engine.IO receive each whole
+        message; False once the connection is over."""
+        ws, socket, server = self.ws, self.socket, self.socket.server
+        try:
+            data = ws.ws.sock._sock.recv(RECEIVE_BYTES)  # never waits
+        except BlockingIOError:
+            return True  # nothing after all
+        except OSError:
+            data = b""
+        try:
+            if data:
+                ws.take(data)
+        except Exception as exc:
+            server.logger.info('%s: Unexpected error "%s", closing connection', socket.sid, exc)
+            data = b""
+        while ws.ws.input_buffer:
+            message = ws.ws.input_buffer.pop(0)
+            if not self.receive(message):
+                return False
+        if not data or not ws.ws.connected:  # closed by the client
+            self.close()
+            return False
+        return not self.ended
+
+    def receive(self, message: Any) -> bool:
+        socket, server = self.socket, self.socket.server
+        try:
+            pkt = packet.Packet(encoded_packet=message)
+            if is_queued_event(self.parking, server, pkt):
+                server._trigger_event("message", socket.sid, pkt.data, run_async=False)
+            else:
+                socket.receive(pkt)
+        except exceptions.UnknownPacketError:
+            pass
+        except exceptions.SocketIsClosedError:
+            server.logger.info("Receive error -- socket is closed")
+            self.close()
+            return False
+        except Exception:
+            server.logger.exception("Unknown receive error")
+            self.close()
+            return False
+        return not self.ended
+
+    def close(self) -> None:
+        """The connection is over: what waits is written, then it is closed."""
+        import gevent
+
+        self.end()
+        self.socket.queue.put(None)
+        if self.writer.writing:
+            gevent.spawn(self._close_once_written)
+        else:
+            self._close_once_written()
+
+    def _close_once_written(self) -> None:
+        socket, server = self.socket, self.socket.server
+        self.writer.join()
+        socket.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+        if socket.closed and server.sockets.get(socket.sid) is socket:
+            del server.sockets[socket.sid]
+        self.ws.close_socket()
+
+    def end(self) -> None:
+        """Stop reading: nothing more will come, or nobody wants it."""
+        if self.ended:
+            return
+        self.ended = True
+        self.writer.on_close = None
+        self.ws.stop_watching()
+        if self.pool is not None:
+            self.pool.let_go()  # its place among the connections is free again
+        if self.writer.closed:
+            self.ws.close_socket()
+
+
+def _plain(sock: Any) -> bool:
+    """A TCP socket without TLS: what the loop sees readable is the frames'."""
+    import ssl
+
+    if sock is None or isinstance(sock, ssl.SSLSocket) or hasattr(sock, "pending"):
+        return False
+    return hasattr(sock, "_sock") and hasattr(sock, "dup")
+
+
+def park_websockets(eio: Any) -> GeventParking | None:
+    """Have `eio` (an engineio.Server under gevent) park its open websockets
+    where gunicorn's worker holds their places (`hold_places_in_gunicorn`)."""
+    if eio.async_mode != "gevent":
+        return None
+    can_write = direct_writes.write_probe(eio.async_mode)
+    if can_write is None:
+        return None
+    parking = GeventParking(can_write, eio._async["websocket"])
+    eio._async = {**eio._async, "websocket": parking.app}
+    return parking
+
