@@ -33,12 +33,10 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from engineio import exceptions, packet
 from engineio.socket import Socket
 
 from . import direct_writes
-from .event_tasks import not_to_survive
-from .parked_websockets import READERS, is_queued_event, upgrade
+from .parked_readers import KeptReaders, ParkedReader, upgrade
 
 log = logging.getLogger(__name__)
 
@@ -116,11 +114,13 @@ class _NoThread:
 class GeventParking:
     """The websockets parked on one Engine.IO server under gevent."""
 
-    def __init__(self, can_write: Callable[[int], bool], websocket_app: Any) -> None:
+    def __init__(self, eio: Any, can_write: Callable[[int], bool], websocket_app: Any) -> None:
         self.can_write = can_write
         # Engine.IO's gevent websocket application class, for what is not parked.
         self.websocket_app = websocket_app
-        self.ready: Any = None
+        self.readers = KeptReaders(eio)
+        # Whether the server's Socket.IO events are queued for a few tasks
+        # (`event_tasks`), found at the first message.
         self.events_queued: bool | None = None
 
     def app(self, handler: Any, server: Any) -> Any:
@@ -175,30 +175,6 @@ class GeventParking:
             return
         pool.hold(gevent.getcurrent())
         reader.park(pool)
-
-    def read_soon(self, reader: GeventReader) -> None:
-        if self.ready is None:
-            import gevent
-            from gevent.queue import SimpleQueue
-
-            self.ready = SimpleQueue()
-            for _ in range(READERS):
-                gevent.spawn(self._read_forever)
-        self.ready.put(reader)
-
-    def _read_forever(self) -> None:
-        import gevent
-
-        while True:
-            reader = self.ready.get()
-            try:
-                reader.read_parked()
-            except BaseException as exc:  # a Timeout too: the reader goes on
-                if not_to_survive(exc):
-                    raise
-                log.exception("%s: reading failed", reader.socket.sid)
-            if self.ready.qsize():
-                gevent.sleep(0)  # the loop's turn first (pushes, other sockets)
 
 
 class ParkedWebSocket:
@@ -265,7 +241,6 @@ class ParkedWebSocket:
         except OSError:
             pass
 
-
     def watch(self, callback: Callable[[], None]) -> None:
         import gevent
 
@@ -281,20 +256,17 @@ class ParkedWebSocket:
             watcher.close()
 
 
-class GeventReader:
-    """Reads one parked websocket's messages and hands them to its Engine.IO socket."""
+class GeventReader(ParkedReader):
+    """Reads one parked websocket's messages (under gevent) and hands them to
+    its Engine.IO socket."""
 
-    __slots__ = ("parking", "socket", "ws", "writer", "pool", "ended")
+    __slots__ = ("pool",)
 
     def __init__(
         self, parking: GeventParking, socket: Socket, ws: ParkedWebSocket, writer: Any
     ) -> None:
-        self.parking = parking
-        self.socket = socket
-        self.ws = ws
-        self.writer = writer
+        super().__init__(socket, ws, writer, parking)
         self.pool: Any = None
-        self.ended = False
 
     def park(self, pool: Any) -> None:
         self.pool = pool
@@ -308,7 +280,7 @@ class GeventReader:
         if self.ended or watcher is None:
             return
         watcher.stop()
-        self.parking.read_soon(self)
+        self.parking.readers.put(self)
 
     def read_parked(self) -> None:
         if self.ended:
@@ -333,51 +305,14 @@ class GeventReader:
             server.logger.info('%s: Unexpected error "%s", closing connection', socket.sid, exc)
             data = b""
         while ws.ws.input_buffer:
-            message = ws.ws.input_buffer.pop(0)
-            if not self.receive(message):
+            if not self.hand_on(ws.ws.input_buffer.pop(0)):
                 return False
         if not data or not ws.ws.connected:  # closed by the client
             self.close()
             return False
         return not self.ended
 
-    def receive(self, message: Any) -> bool:
-        socket, server = self.socket, self.socket.server
-        try:
-            pkt = packet.Packet(encoded_packet=message)
-            if is_queued_event(self.parking, server, pkt):
-                server._trigger_event("message", socket.sid, pkt.data, run_async=False)
-            else:
-                socket.receive(pkt)
-        except exceptions.UnknownPacketError:
-            pass
-        except exceptions.SocketIsClosedError:
-            server.logger.info("Receive error -- socket is closed")
-            self.close()
-            return False
-        except Exception:
-            server.logger.exception("Unknown receive error")
-            self.close()
-            return False
-        return not self.ended
-
-    def close(self) -> None:
-        """The connection is over: what waits is written, then it is closed."""
-        import gevent
-
-        self.end()
-        self.socket.queue.put(None)
-        if self.writer.writing:
-            gevent.spawn(self._close_once_written)
-        else:
-            self._close_once_written()
-
-    def _close_once_written(self) -> None:
-        socket, server = self.socket, self.socket.server
-        self.writer.join()
-        socket.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
-        if socket.closed and server.sockets.get(socket.sid) is socket:
-            del server.sockets[socket.sid]
+    def closed(self) -> None:
         self.ws.close_socket()
 
     def end(self) -> None:
@@ -410,7 +345,7 @@ def park_websockets(eio: Any) -> GeventParking | None:
     can_write = direct_writes.write_probe(eio.async_mode)
     if can_write is None:
         return None
-    parking = GeventParking(can_write, eio._async["websocket"])
+    parking = GeventParking(eio, can_write, eio._async["websocket"])
     eio._async = {**eio._async, "websocket": parking.app}
     return parking
 

@@ -42,29 +42,18 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from engineio import exceptions, packet
+from engineio import packet
 from engineio.socket import Socket
 
 from . import direct_writes
-from .event_tasks import EventTasks, not_to_survive
+from .parked_readers import KeptReaders, ParkedReader, is_queued_event, next_message, upgrade
 
 log = logging.getLogger(__name__)
-
-# Green threads reading parked websockets' whole messages: a burst of
-# messages (a thousand pages subscribing at once) is read a few at a time,
-# each reader letting the hub look for other work between two messages, so a
-# push that comes meanwhile waits behind a few, not behind the whole burst.
-# Started at the first message and kept: one started for each message would
-# cost more than most messages' reading.
-READERS = 4
 
 # Messages the hub reads itself in one turn (the socket events it found
 # ready): past them, a turn's messages go to the readers, so a push that
 # comes meanwhile never waits behind a whole burst.
 READ_BY_HUB = 32
-
-# How a Socket.IO event packet begins (python-socketio's EVENT).
-EVENT_PACKET = "2"
 
 # Set in a request's environ once its websocket is parked, to the Parking:
 # the request handler then leaves the connection open (`detach`).
@@ -75,23 +64,22 @@ class Parking:
     """The websockets parked on one Engine.IO server, each holding its place
     in `pool` (the server's pool of connections) until it closes."""
 
-    def __init__(self, pool: Any, can_write: Callable[[int], bool], websocket_app: Any) -> None:
+    def __init__(
+        self, eio: Any, pool: Any, can_write: Callable[[int], bool], websocket_app: Any
+    ) -> None:
         self.pool = pool
         self.can_write = can_write
         # Engine.IO's eventlet websocket application class, which does the handshake.
         self.websocket_app = websocket_app
-        # Websockets with a whole message waiting, in the order they got one,
-        # for the readers; made with them, at the first message.
-        self.ready: Any = None
+        # Read the websockets with a whole message waiting (which the hub
+        # does not read itself), in the order they got one.
+        self.readers = KeptReaders(eio)
         # Whether the server's Socket.IO events are queued for a few tasks
         # (`event_tasks`), found at the first message.
         self.events_queued: bool | None = None
         # Messages the hub may still read itself in this turn; the count is
         # given back as the turn ends (`_next_turn`).
         self.hub_may_read = READ_BY_HUB
-
-    def is_queued_event(self, server: Any, pkt: packet.Packet) -> bool:
-        return is_queued_event(self, server, pkt)
 
     def hub_reads_one(self) -> bool:
         """Whether the hub, in its turn, may read one more message itself."""
@@ -107,33 +95,6 @@ class Parking:
 
     def _next_turn(self) -> None:
         self.hub_may_read = READ_BY_HUB
-
-    def read_soon(self, reader: Reader) -> None:
-        """Have `reader`'s whole waiting message read by one of the readers."""
-        if self.ready is None:
-            import eventlet
-            from eventlet.queue import LightQueue
-
-            self.ready = LightQueue()
-            for _ in range(READERS):
-                eventlet.spawn_n(self._read_forever)
-        self.ready.put(reader)
-
-    def _read_forever(self) -> None:
-        import eventlet
-
-        while True:
-            reader = self.ready.get()
-            try:
-                reader.read_parked()
-            except BaseException as exc:  # a Timeout too: the reader goes on
-                if not_to_survive(exc):
-                    raise
-                log.exception("%s: reading failed", reader.socket.sid)
-            if self.ready.qsize():
-                # More waiting: the hub's turn first (pushes, other sockets).
-                # Otherwise `get` gives it the turn anyway.
-                eventlet.sleep(0)
 
     def app(self, handler: Any, server: Any) -> Any:
         """Engine.IO's websocket application for `handler`, called as its class
@@ -175,48 +136,17 @@ class Parking:
             pass
 
 
-def is_queued_event(parking: Any, server: Any, pkt: packet.Packet) -> bool:
-    """Whether `pkt` is a Socket.IO event which python-socketio, once it
-    has decoded it, queues for the tasks that handle events: nothing in
-    its way waits, so it is handed on by the reader itself. What the
-    server does is found once, and kept on `parking`."""
-    if pkt.packet_type != packet.MESSAGE or not isinstance(pkt.data, str):
-        return False
-    if not pkt.data.startswith(EVENT_PACKET):
-        return False  # a connect, a disconnect, an ack: Engine.IO's way
-    if parking.events_queued is None:
-        handler = server.handlers.get("message")
-        socketio = getattr(handler, "__self__", None)
-        tasks = getattr(socketio, "start_background_task", None)
-        parking.events_queued = isinstance(tasks, EventTasks) and bool(
-            getattr(socketio, "async_handlers", False)
-        )
-    return bool(parking.events_queued)
+class Reader(ParkedReader):
+    """Reads one websocket's messages (under eventlet) and hands them to its
+    Engine.IO socket."""
 
-
-class Reader:
-    """Reads one websocket's messages and hands them to its Engine.IO socket."""
-
-    __slots__ = (
-        "socket",
-        "ws",
-        "writer",
-        "listener",
-        "parking",
-        "reading",
-        "ended",
-        "whole",
-        "pending",
-    )
+    __slots__ = ("listener", "reading", "whole", "pending")
 
     def __init__(self, socket: Socket, ws: Any, writer: direct_writes.Writer) -> None:
-        self.socket = socket
-        self.ws = ws
-        self.writer = writer
+        super().__init__(socket, ws, writer, None)
         self.listener: Any = None
         self.parking: Parking | None = None
         self.reading = False
-        self.ended = False
         # The size of the whole frame waiting, read at once; 0: unknown.
         self.whole = 0
         # What the hub read but left to a reader: a message, the first part
@@ -258,7 +188,7 @@ class Reader:
             self.reading = True
             self.unlisten()
             self.whole = whole
-            parking.read_soon(self)  # type: ignore[union-attr]
+            parking.readers.put(self)  # type: ignore[union-attr]
         else:
             self.reading = True
             self.unlisten()
@@ -283,7 +213,7 @@ class Reader:
         except Exception:
             pkt = None
         server = self.socket.server
-        if pkt is None or not self.parking.is_queued_event(server, pkt):  # type: ignore[union-attr]
+        if pkt is None or not is_queued_event(self.parking, server, pkt):
             self.pending = data
             return False
         try:
@@ -326,7 +256,7 @@ class Reader:
             elif whole:
                 data = _read_frame(self.ws, whole)
             else:
-                data = _wait(socket, self.ws)
+                data = next_message(socket, self.ws)
         except Exception as exc:
             if not socket.closed:
                 server.logger.info('%s: Unexpected error "%s", closing connection', socket.sid, exc)
@@ -334,46 +264,7 @@ class Reader:
         if data is None:  # closed by the client
             self.close()
             return False
-        try:
-            pkt = packet.Packet(encoded_packet=data)
-            if self.parking is not None and self.parking.is_queued_event(server, pkt):
-                # Engine.IO would start a green thread to hand it on, and
-                # python-socketio only decodes it and queues it: done here.
-                server._trigger_event("message", socket.sid, pkt.data, run_async=False)
-            else:
-                socket.receive(pkt)
-        except exceptions.UnknownPacketError:
-            pass
-        except exceptions.SocketIsClosedError:
-            server.logger.info("Receive error -- socket is closed")
-            self.close()
-            return False
-        except Exception:
-            server.logger.exception("Unknown receive error")
-            self.close()
-            return False
-        return not self.ended
-
-    def close(self) -> None:
-        """The connection is over: what waits is written, then it is closed.
-        A client slow to take what waits is waited for by a green thread of
-        its own, never by one of the readers others count on."""
-        import eventlet
-
-        self.end()
-        self.socket.queue.put(None)
-        if self.writer.writing:
-            eventlet.spawn_n(self._close_once_written)
-        else:
-            self._close_once_written()
-
-    def _close_once_written(self) -> None:
-        socket, server = self.socket, self.socket.server
-        self.writer.join()
-        socket.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
-        # As Engine.IO does once its own websocket handler returns.
-        if socket.closed and server.sockets.get(socket.sid) is socket:
-            del server.sockets[socket.sid]
+        return self.hand_on(data)
 
     def end(self) -> None:
         """Stop reading: nothing more will come, or nobody wants it."""
@@ -476,37 +367,6 @@ def parkable(ws: Any) -> bool:
     return direct_writes.plain_eventlet_websocket(ws)
 
 
-def upgrade(socket: Socket, ws: Any) -> bool:
-    """A polling connection moving to this websocket: Engine.IO's probe, then
-    its upgrade packet (the client's half of it is in engine.io's protocol)."""
-    socket.upgrading = True
-    try:
-        probe = packet.Packet(encoded_packet=_wait(socket, ws))
-        if probe.packet_type != packet.PING or probe.data != "probe":
-            socket.server.logger.info("%s: Failed websocket upgrade, no PING packet", socket.sid)
-            return False
-        ws.send(packet.Packet(packet.PONG, data="probe").encode())
-        socket.queue.put(packet.Packet(packet.NOOP))  # ends the client's last poll
-        upgrade = packet.Packet(encoded_packet=_wait(socket, ws))
-        if upgrade.packet_type != packet.UPGRADE:
-            socket.upgraded = False
-            socket.server.logger.info(
-                "%s: Failed websocket upgrade, expected UPGRADE packet", socket.sid
-            )
-            return False
-        return True
-    finally:
-        socket.upgrading = False
-
-
-def _wait(socket: Socket, ws: Any) -> Any:
-    """The next message of `ws`, refused past Engine.IO's size limit."""
-    data = ws.wait()
-    if data and len(data) > socket.server.max_http_buffer_size:
-        raise ValueError("packet is too large")
-    return data
-
-
 def _skip_once(ws: Any) -> Callable[..., None]:
     def skip(*_args: Any, **_kwargs: Any) -> None:
         # Gone once skipped: a later close sends its closing frame.
@@ -595,7 +455,7 @@ def park_websockets(eio: Any, pool: Any) -> Parking | None:
     can_write = direct_writes.write_probe(eio.async_mode)
     if can_write is None:
         return None
-    parking = Parking(pool, can_write, eio._async["websocket"])
+    parking = Parking(eio, pool, can_write, eio._async["websocket"])
     # The driver table is shared by every server of the process: this one
     # gets a copy of its own.
     eio._async = {**eio._async, "websocket": parking.app}
