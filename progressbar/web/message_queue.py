@@ -39,6 +39,7 @@ from ..settings import redis_url as normal_redis_url
 from ..snapshot import TERMINAL_STATES
 from ..store import Store
 from ..strict_json import dumps, loads
+from .direct_writes import Writer
 from .task_channels import TaskChannels
 
 log = logging.getLogger(__name__)
@@ -189,8 +190,24 @@ class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
         # with it, if not sent it too.
         self.task_channels.heard(room, text)
         packet = eio_packet.Packet(eio_packet.MESSAGE, _EVENT_HEAD + text + "]")
+        eio = self.server.eio
+        # Straight to each websocket's writer, where Engine.IO's send would
+        # only look the socket up again, check its last ping and log; any
+        # other connection (polling, upgrading, closing, silent past the
+        # ping timeout), and every one while Engine.IO logs, its own way.
+        sockets = {} if eio.logger.isEnabledFor(logging.INFO) else eio.sockets
+        answered_since = time.time() - eio.ping_timeout
         for eio_sid in list(self.rooms.get(NAMESPACE, {}).get(room, {}).values()):
-            self.server._send_eio_packet(eio_sid, packet)
+            socket = sockets.get(eio_sid)
+            if (
+                socket is not None
+                and type(socket.queue) is Writer
+                and not socket.closed
+                and (not socket.last_ping or socket.last_ping >= answered_since)
+            ):
+                socket.queue.put(packet)
+            else:
+                self.server._send_eio_packet(eio_sid, packet)
         return True
 
     def local_rooms(self, namespace: str) -> list[str]:
