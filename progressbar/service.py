@@ -210,7 +210,9 @@ def _send(message: Message, message_id: str) -> None:
         task_id=message_id,
         ignore_result=True,
         headers={SENT_BY_START: 1, "ignore_result": None},
-        result_cls=_Sent,
+        # Inside a task of a worker, Celery adds the result to the task's
+        # children, and wants the real one.
+        result_cls=None if celery.current_worker_task else _Sent,
         **options,
         **_time_limits(message),
     )

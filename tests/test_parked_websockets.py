@@ -12,6 +12,7 @@ import json
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,6 +22,7 @@ import requests
 import socketio
 import websocket
 
+from progressbar.web.parked_readers import READERS
 from progressbar.web.parked_websockets import _read_frame, _whole_frame
 from tests.stack import (
     ProgressClient,
@@ -31,8 +33,8 @@ from tests.stack import (
     wait_until,
 )
 
-# The stack's WEB_MAX_CONNECTIONS.
-LIMIT = 4
+# The stack's WEB_MAX_CONNECTIONS: room for a watcher and READERS + 1 more.
+LIMIT = 6
 
 
 SERVERS = ["eventlet", "gevent"]
@@ -348,3 +350,65 @@ def test_a_frame_read_in_the_hubs_turn_never_waits_for_a_missing_part() -> None:
     finally:
         ours.close()
         theirs.close()
+
+
+def test_messages_that_come_with_the_upgrade_are_answered_at_once(stack: Stack) -> None:
+    # A page upgrading from polling sends what it buffered right after the
+    # upgrade packet, often in the same segment: read then, not once the
+    # client next says something (its pong, up to a ping interval later).
+    base, cookie = stack.base_url, identity_cookie(stack.base_url)
+    polling = requests.Session()
+    polled = f"{base}/socket.io/?EIO=4&transport=polling"
+    sid = json.loads(polling.get(polled, headers={"Cookie": cookie}, timeout=5).text[1:])["sid"]
+    url = base.replace("http://", "ws://") + f"/socket.io/?EIO=4&transport=websocket&sid={sid}"
+    ws = websocket.create_connection(url, header=[f"Cookie: {cookie}"], timeout=5)
+    try:
+        ws.send("2probe")
+        assert ws.recv() == "3probe"
+        polling.get(f"{polled}&sid={sid}", headers={"Cookie": cookie}, timeout=5)  # its NOOP
+        texts = ["5", "40/progress,"]
+        ws.sock.sendall(b"".join(websocket.ABNF.create_frame(t, 1).format() for t in texts))
+        answer = ws.recv()  # within the 5 s timeout; the next ping is 25 s away
+        while answer in ("2", "6"):
+            answer = ws.recv()
+        assert answer.startswith("40/progress,"), answer
+    finally:
+        ws.close()
+
+
+def test_a_client_that_pings_without_reading_holds_up_nobody(stack: Stack) -> None:
+    # Its pongs wait for it alone, and nothing more is read from it meanwhile.
+    cookie = identity_cookie(stack.base_url)
+    other = RawSocketIO(stack.base_url, cookie)
+    url = stack.base_url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+    small = ((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),)
+    pingers = [
+        websocket.create_connection(url, header=[f"Cookie: {cookie}"], timeout=5, sockopt=small)
+        for _ in range(READERS_AND_ONE)
+    ]
+    done = threading.Event()
+
+    def ping_forever(ws: websocket.WebSocket) -> None:
+        burst = websocket.ABNF.create_frame(b"x" * 125, websocket.ABNF.OPCODE_PING).format() * 500
+        try:
+            while not done.is_set():
+                ws.sock.sendall(burst)
+        except OSError:
+            pass  # let go by the server, or stopped
+
+    threads = [threading.Thread(target=ping_forever, args=(ws,), daemon=True) for ws in pingers]
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(3)  # the buffers between them and the server full
+        for _ in range(3):  # answered within the client's 10 s, every time
+            assert '"ok":true' in other.call('["list",{}]')
+    finally:
+        done.set()
+        for ws in pingers:
+            ws.sock.close()
+        other.close()
+
+
+# One more than the readers every parked websocket shares.
+READERS_AND_ONE = READERS + 1

@@ -27,6 +27,7 @@ What it takes:
 from __future__ import annotations
 
 import logging
+import socket as socket_module
 import sys
 import weakref
 from collections.abc import Callable
@@ -34,6 +35,9 @@ from functools import partial
 from typing import Any
 
 from engineio.socket import Socket
+from wsproto.events import CloseConnection, Message, TextMessage
+from wsproto.frame_protocol import CloseReason
+from wsproto.utilities import LocalProtocolError
 
 from . import direct_writes
 from .parked_readers import KeptReaders, ParkedReader, upgrade
@@ -96,6 +100,25 @@ def hold_places_in_gunicorn(worker: Any) -> None:
 
 def _pool_of(greenlet: Any) -> Any:
     return next((pool for pool in list(_POOLS) if greenlet in pool.greenlets), None)
+
+
+class Frames(bytes):
+    """Websocket frames made already (a pong, a close's answer), put to a
+    connection's writer beside its packets, and written as they are."""
+
+    def encode(self) -> bytes:
+        return self
+
+
+class _Outbox:
+    """Stands in for a socket while simple-websocket answers what came:
+    keeps what it sends, for the connection's writer."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def send(self, data: bytes) -> None:
+        self.parts.append(data)
 
 
 class _NoThread:
@@ -173,8 +196,12 @@ class GeventParking:
         if writer.closed or socket.closed:
             reader.close()
             return
-        pool.hold(gevent.getcurrent())
         reader.park(pool)
+        pool.hold(gevent.getcurrent())
+        if ws.ws.input_buffer:
+            # Messages that came with the upgrade's last: read now, not once
+            # the client sends again.
+            self.readers.put(reader)
 
 
 class ParkedWebSocket:
@@ -184,6 +211,7 @@ class ParkedWebSocket:
     def __init__(self, environ: dict[str, Any], sock: Any, max_message_size: int) -> None:
         import gevent.event
         import gevent.selectors
+        import gevent.socket
         import simple_websocket
 
         # The handshake, on the request's socket.
@@ -194,18 +222,25 @@ class ParkedWebSocket:
             event_class=gevent.event.Event,
             selector_class=gevent.selectors.DefaultSelector,
         )
-        # From here on, a descriptor of its own: gunicorn closes the request's.
-        self.ws.sock = sock.dup()
+        # From here on the connection's descriptor is its own: taken from the
+        # request's socket (whose close, as the request ends, then leaves it
+        # open), the same number the loop already knows.
+        self.ws.sock = gevent.socket.socket(fileno=sock.detach())
         # gevent's loop watching the socket while it is parked.
         self.watcher: Any = None
 
     def send(self, message: Any) -> None:
-        import simple_websocket
-
-        try:
-            self.ws.send(message)
-        except simple_websocket.ConnectionClosed:
-            raise OSError() from None
+        """Write a message (or frames made already) whole, waiting for room."""
+        ws = self.ws
+        if isinstance(message, Frames):
+            ws.sock.sendall(message)
+            return
+        if not ws.connected:
+            raise OSError("the websocket is closed")
+        if isinstance(message, bytes):
+            ws.sock.sendall(ws.ws.send(Message(data=message)))
+        else:
+            ws.sock.sendall(ws.ws.send(TextMessage(data=str(message))))
 
     def wait(self) -> Any:
         """The next message, waiting for it (while upgrading)."""
@@ -215,22 +250,37 @@ class ParkedWebSocket:
             if not data:
                 ws.connected = False
                 break
-            self.take(data)
+            answer = self.take(data)
+            if answer:
+                ws.sock.sendall(answer)
         return ws.input_buffer.pop(0) if ws.input_buffer else None
 
-    def take(self, data: bytes) -> None:
+    def take(self, data: bytes) -> bytes:
         """Feed what came to the protocol: messages join `ws.input_buffer`,
-        pings are answered, a close is answered and ends the connection."""
+        a close ends the connection. What the protocol answers (a pong, a
+        close's answer) is returned, to be written by whoever may wait."""
         ws = self.ws
         ws.ws.receive_data(data)
-        ws.connected = ws._handle_events() and ws.connected
+        sock, outbox = ws.sock, _Outbox()
+        ws.sock = outbox  # what simple-websocket sends, collected
+        try:
+            going_on = ws._handle_events()
+        finally:
+            ws.sock = sock
+        ws.connected = going_on and ws.connected
+        return b"".join(outbox.parts)
 
     def close(self) -> None:
-        if self.ws.connected:
+        """Say goodbye if the socket has room for it now (it is closed
+        anyway), and close."""
+        ws = self.ws
+        if ws.connected:
+            ws.connected = False
             try:
-                self.ws.close()
-            except Exception:
-                log.debug("closing frame not sent", exc_info=True)
+                goodbye = ws.ws.send(CloseConnection(CloseReason.NORMAL_CLOSURE))
+                ws.sock._sock.send(goodbye, socket_module.MSG_DONTWAIT)
+            except (OSError, LocalProtocolError):
+                pass
         self.close_socket()
 
     def close_socket(self) -> None:
@@ -286,28 +336,44 @@ class GeventReader(ParkedReader):
         if self.ended:
             return
         if self.read_what_came() and not self.ended:
+            if self.writer.writing:
+                # The client is not taking what it is sent (pongs to its
+                # pings among it): nothing more is read from it until it has.
+                self.socket.server.start_background_task(self._listen_once_written)
+            else:
+                self.ws.watch(self.readable)
+
+    def _listen_once_written(self) -> None:
+        self.writer.join()
+        if not self.ended:
             self.ws.watch(self.readable)
 
     def read_what_came(self) -> bool:
         """Read what the socket holds, have Engine.IO receive each whole
         message; False once the connection is over."""
         ws, socket, server = self.ws, self.socket, self.socket.server
+        data: bytes | None
         try:
             data = ws.ws.sock._sock.recv(RECEIVE_BYTES)  # never waits
         except BlockingIOError:
-            return True  # nothing after all
+            data = None  # nothing new: what the protocol holds already, if anything
         except OSError:
             data = b""
-        try:
-            if data:
-                ws.take(data)
-        except Exception as exc:
-            server.logger.info('%s: Unexpected error "%s", closing connection', socket.sid, exc)
-            data = b""
+        if data:
+            try:
+                answer = ws.take(data)
+            except Exception as exc:
+                server.logger.info('%s: Unexpected error "%s", closing connection', socket.sid, exc)
+                data = b""
+            else:
+                if answer:
+                    # Written by the connection's writer: a client that reads
+                    # nothing never holds up a reader others count on.
+                    self.writer.put(Frames(answer))
         while ws.ws.input_buffer:
             if not self.hand_on(ws.ws.input_buffer.pop(0)):
                 return False
-        if not data or not ws.ws.connected:  # closed by the client
+        if data == b"" or not ws.ws.connected:  # closed by the client
             self.close()
             return False
         return not self.ended

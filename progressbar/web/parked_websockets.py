@@ -183,7 +183,9 @@ class Reader(ParkedReader):
         whole = _whole_frame(self.ws.socket) if parking is not None else 0
         if whole and whole <= self.socket.server.max_http_buffer_size:
             # (A longer one is refused, which may wait to write the close.)
-            if parking.hub_reads_one() and self.read_event_here(whole):  # type: ignore[union-attr]
+            # A small frame (what was peeked) may be read by the hub itself.
+            small = whole <= PEEK
+            if small and parking.hub_reads_one() and self.read_event_here(whole):  # type: ignore[union-attr]
                 return  # read, and still listened to
             self.reading = True
             self.unlisten()
