@@ -233,14 +233,21 @@ class ParkedWebSocket:
         """Write a message (or frames made already) whole, waiting for room."""
         ws = self.ws
         if isinstance(message, Frames):
-            ws.sock.sendall(message)
-            return
-        if not ws.connected:
+            data: bytes = message
+        elif not ws.connected:
             raise OSError("the websocket is closed")
-        if isinstance(message, bytes):
-            ws.sock.sendall(ws.ws.send(Message(data=message)))
+        elif isinstance(message, bytes):
+            data = ws.ws.send(Message(data=message))
         else:
-            ws.sock.sendall(ws.ws.send(TextMessage(data=str(message))))
+            data = ws.ws.send(TextMessage(data=str(message)))
+        # Straight to the socket (its writer asked whether it has room); the
+        # rest, if it took part, the waiting way.
+        try:
+            sent = ws.sock._sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(data):
+            ws.sock.sendall(memoryview(data)[sent:])
 
     def wait(self) -> Any:
         """The next message, waiting for it (while upgrading)."""
