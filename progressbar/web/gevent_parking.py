@@ -40,7 +40,7 @@ from wsproto.frame_protocol import CloseReason
 from wsproto.utilities import LocalProtocolError
 
 from . import direct_writes
-from .parked_readers import KeptReaders, ParkedReader, upgrade
+from .parked_readers import KeptReaders, ParkedReader, connect
 
 log = logging.getLogger(__name__)
 
@@ -180,21 +180,15 @@ class GeventParking:
         """Engine.IO's websocket handler: connect or upgrade, then park."""
         import gevent
 
-        server = socket.server
-        ws.ws.sock.settimeout(server.ping_interval + server.ping_timeout)
-        if socket.connected and not upgrade(socket, ws):
-            ws.close_socket()
-            return
-        socket.connected = socket.upgraded = True
-        fd = ws.ws.sock.fileno()
-        can_write = self.can_write
-        writer = direct_writes.attach(
-            socket, ws, lambda: can_write(fd), server.start_background_task
+        reader = connect(
+            socket,
+            ws,
+            ws.ws.sock,
+            self.can_write,
+            lambda writer: GeventReader(self, socket, ws, writer),
         )
-        server.logger.info("%s: Upgrade to websocket successful", socket.sid)
-        reader = GeventReader(self, socket, ws, writer)
-        if writer.closed or socket.closed:
-            reader.close()
+        if reader is None:
+            ws.close_socket()  # no longer the request's: closed here
             return
         reader.park(pool)
         pool.hold(gevent.getcurrent())

@@ -7,14 +7,18 @@ and the end of a connection."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from engineio import exceptions, packet
 from engineio.socket import Socket
 
+from . import direct_writes
 from .event_tasks import EventTasks, not_to_survive
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R", bound="ParkedReader")
 
 # Green threads reading parked websockets' messages: a burst of messages (a
 # thousand pages subscribing at once) is read a few at a time, each reader
@@ -143,6 +147,33 @@ class ParkedReader:
     def end(self) -> None:
         """Stop reading: nothing more will come, or nobody wants it."""
         raise NotImplementedError
+
+
+def connect(
+    socket: Socket,
+    ws: Any,
+    sock: Any,
+    can_write: Callable[[int], bool],
+    reader_of: Callable[[direct_writes.Writer], R],
+) -> R | None:
+    """Engine.IO's websocket handler up to reading: connect, or upgrade from
+    polling; then the socket's packets go to a writer of `ws` (on `sock`),
+    and its reader (`reader_of(writer)`) is returned. None if there is
+    nothing to read: a failed upgrade, or closed as what waited was written
+    (a session closed during its upgrade, a client gone)."""
+    server = socket.server
+    sock.settimeout(server.ping_interval + server.ping_timeout)
+    if socket.connected and not upgrade(socket, ws):
+        return None
+    socket.connected = socket.upgraded = True
+    fd = sock.fileno()
+    writer = direct_writes.attach(socket, ws, lambda: can_write(fd), server.start_background_task)
+    server.logger.info("%s: Upgrade to websocket successful", socket.sid)
+    reader = reader_of(writer)
+    if writer.closed or socket.closed:
+        reader.close()
+        return None
+    return reader
 
 
 def upgrade(socket: Socket, ws: Any) -> bool:

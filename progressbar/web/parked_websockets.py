@@ -46,7 +46,7 @@ from engineio import packet
 from engineio.socket import Socket
 
 from . import direct_writes
-from .parked_readers import KeptReaders, ParkedReader, is_queued_event, next_message, upgrade
+from .parked_readers import KeptReaders, ParkedReader, connect, is_queued_event, next_message
 
 log = logging.getLogger(__name__)
 
@@ -111,22 +111,10 @@ class Parking:
 
     def serve(self, socket: Socket, ws: Any) -> None:
         """Engine.IO's websocket handler: connect or upgrade, then read."""
-        server = socket.server
-        ws.socket.settimeout(server.ping_interval + server.ping_timeout)
-        if socket.connected and not upgrade(socket, ws):
-            return
-        socket.connected = socket.upgraded = True
-        fd = ws.socket.fileno()
-        can_write = self.can_write
-        writer = direct_writes.attach(
-            socket, ws, lambda: can_write(fd), server.start_background_task
+        reader = connect(
+            socket, ws, ws.socket, self.can_write, lambda writer: Reader(socket, ws, writer)
         )
-        server.logger.info("%s: Upgrade to websocket successful", socket.sid)
-        reader = Reader(socket, ws, writer)
-        if writer.closed or socket.closed:
-            # Closed as what waited was written (a session closed during its
-            # upgrade, a client gone): nothing to park, nothing to read.
-            reader.close()
+        if reader is None:
             return
         if parkable(ws):
             reader.park(self, ws.environ)
