@@ -6,7 +6,6 @@ when no worker is alive. (Its verdicts one by one: tests/test_store.py.)"""
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from progressbar.service import new_id
 from progressbar.snapshot import queued_snapshot
 from progressbar.store import Store, connect
 from progressbar.web.watchdog import NEVER_SENT, NO_WORKER
@@ -117,7 +117,9 @@ def test_without_any_socketio_connection_a_dead_workers_task_ends_lost(stack: St
 def test_a_record_its_web_process_never_sent_ends_lost(stack: Stack) -> None:
     # What a web process killed between a task's record and its message leaves.
     store = Store(connect(stack.redis_url, 2), ttl=600, channel="progressbar")
-    task_id = secrets.token_urlsafe(18)
+    # As the service makes them: never beginning with `-`, which the command
+    # line would take for an option.
+    task_id = new_id()
     created = time.time()
     store.create(task_id, "cli:tester", queued_snapshot(task_id, "primes", created))
     watch = [sys.executable, "-m", "flask", "--app", "app", "progress", "watch", task_id]
