@@ -25,11 +25,13 @@ def post_worker_init(worker: Any) -> None:
     from ..state import state
     from .collector import keep_full_collections_short
     from .gevent_parking import hold_places_in_gunicorn
+    from .redis_readiness import check_without_hub
     from .watchdog import registered, start_all
 
     # Before the worker makes its pools of connections: an open websocket
     # keeps its place there once its request has ended (`gevent_parking`).
     hold_places_in_gunicorn(worker)
+    check_without_hub()
     start_all()
     # Before the first request: a restart's reconnecting pages would all come
     # at once, and a Redis connection opened amid them could time out.

@@ -13,7 +13,7 @@ from flask import Flask
 from flask_socketio import SocketIO
 
 from ..state import state
-from . import collector, parked_websockets, watchdog
+from . import collector, parked_websockets, redis_readiness, watchdog
 
 HTTP_BUFFER_BYTES = 2048
 # Seconds an HTTP connection may sit idle between requests before it is closed.
@@ -34,8 +34,12 @@ def run(
     `_listen_backlog`). In every mode, what was built before
     serving is kept out of the garbage collector's full passes, which would
     otherwise stall every connection at once when many are open, and so is
-    what survives each full pass (`collector`).
+    what survives each full pass (`collector`); and under a green server,
+    redis-py's check of a pooled connection takes no turn of the hub
+    (`redis_readiness`).
     """
+    # Before any Redis connection is handed out: no hub turn for its check.
+    redis_readiness.check_without_hub()
     watchdog.start(app)
     state(app).reads.open_connections()
     listening: AbstractContextManager[None] = nullcontext()
