@@ -24,7 +24,8 @@ import redis
 from progressbar.web.redis_readiness import check_without_hub
 
 url = sys.argv[1]
-seen = {"patched": check_without_hub(), "again": check_without_hub()}
+mode = sys.argv[2]
+seen = {"patched": check_without_hub(mode), "again": check_without_hub(mode)}
 client = redis.Redis.from_url(url)
 client.ping()
 connection = client.connection_pool.get_connection()
@@ -63,7 +64,7 @@ def test_the_check_takes_no_hub_turn_and_still_sees_unread_data(
 ) -> None:
     script = PATCH[library] + "\n" + GREEN[library] + PROBE
     done = subprocess.run(
-        [sys.executable, "-c", script, redis_url],
+        [sys.executable, "-c", script, redis_url, library],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -82,5 +83,5 @@ def test_the_check_takes_no_hub_turn_and_still_sees_unread_data(
     assert seen["waited"] == [False, True] and seen["waited_s"] >= 0.19
 
 
-def test_a_process_no_green_library_patched_is_left_as_it_is() -> None:
-    assert check_without_hub() is False
+def test_a_threaded_process_is_left_as_it_is() -> None:
+    assert check_without_hub("threading") is False

@@ -30,6 +30,8 @@ from typing import Any
 
 from engineio.socket import Socket
 
+from . import unpatched
+
 log = logging.getLogger(__name__)
 
 # What engineio 4.x starts for each websocket: the nested `writer` of
@@ -244,7 +246,7 @@ def write_directly(eio: Any) -> None:
 def write_probe(async_mode: str) -> Callable[[int], bool] | None:
     """`can_write(fd)` for `async_mode`: whether a socket has room now,
     never waiting; None in modes it does not apply to."""
-    poll = _original_poll(async_mode)
+    poll = unpatched.poll(async_mode)
     if poll is None:
         return None
     probe = poll()
@@ -325,17 +327,3 @@ def _can_write(probe: Any, fd: int) -> bool:
         return bool(probe.poll(0))
     finally:
         probe.unregister(fd)
-
-
-def _original_poll(async_mode: str) -> Callable[[], Any] | None:
-    """The operating system's poll, which eventlet and gevent replace when they
-    patch `select`; None in modes this does not apply to."""
-    if async_mode == "eventlet":
-        import eventlet.patcher
-
-        return eventlet.patcher.original("select").poll  # type: ignore[no-any-return]
-    if async_mode == "gevent":
-        import gevent.monkey
-
-        return gevent.monkey.get_original("select", "poll")  # type: ignore[no-any-return]
-    return None

@@ -31,7 +31,7 @@ def post_worker_init(worker: Any) -> None:
     # Before the worker makes its pools of connections: an open websocket
     # keeps its place there once its request has ended (`gevent_parking`).
     hold_places_in_gunicorn(worker)
-    check_without_hub()
+    check_without_hub("gevent")
     start_all()
     # Before the first request: a restart's reconnecting pages would all come
     # at once, and a Redis connection opened amid them could time out.

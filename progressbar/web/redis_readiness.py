@@ -8,7 +8,7 @@ back to a selector, and gevent's `poll` waits on the hub even for zero. Either
 way the socket is registered with the hub, the hub runs a turn, and the socket
 is unregistered: two `epoll_ctl` calls and a switch to the hub and back for
 every command, about a quarter of a round trip's CPU. A zero-timeout `poll`
-never blocks, so the process's own `poll` gives the same answer at once.
+never waits, so the process's own `poll` gives the same answer at once.
 
 Only the zero-timeout check changes; a check that may wait still waits on the
 hub. Nothing changes when redis-py has no such check (other versions).
@@ -16,9 +16,11 @@ hub. Nothing changes when redis-py has no such check (other versions).
 
 from __future__ import annotations
 
-import sys
+import select
 from collections.abc import Callable
 from typing import Any
+
+from . import unpatched
 
 try:
     from redis._parsers import hiredis as _hiredis_parser
@@ -28,22 +30,21 @@ except ImportError:  # pragma: no cover - a redis-py without this module
 CanRead = Callable[[Any, float], bool]
 
 
-def check_without_hub() -> bool:
-    """In a process patched by eventlet or gevent, answer redis-py's
+def check_without_hub(async_mode: str) -> bool:
+    """Under `async_mode` "eventlet" or "gevent", answer redis-py's
     zero-timeout readiness checks with the process's own `poll`. Whether it
-    did (a process not patched, or a redis-py without the check, is left
-    as it is)."""
+    did (other modes, a redis-py without the check, or done already: no)."""
     green: CanRead | None = getattr(_hiredis_parser, "_socket_can_read", None)
-    unpatched = _unpatched_select()
-    if green is None or unpatched is None or getattr(green, "without_hub", False):
+    poll = unpatched.poll(async_mode)
+    if green is None or poll is None or getattr(green, "without_hub", False):
         return False
-    _hiredis_parser._socket_can_read = without_hub(green, *unpatched)  # type: ignore[assignment]
+    _hiredis_parser._socket_can_read = without_hub(green, poll)  # type: ignore[assignment]
     return True
 
 
-def without_hub(green: CanRead, poll: Callable[[], Any], readable: int) -> CanRead:
+def without_hub(green: CanRead, poll: Callable[[], Any]) -> CanRead:
     """`green`, but for a zero timeout, which `poll` (unpatched) answers:
-    whether the socket has `readable` (POLLIN) or is closed or failed."""
+    whether the socket has something to read, or is closed or failed."""
 
     def can_read(sock: Any, timeout: float) -> bool:
         if timeout != 0:
@@ -52,22 +53,8 @@ def without_hub(green: CanRead, poll: Callable[[], Any], readable: int) -> CanRe
         if hasattr(sock, "pending") and sock.pending():
             return True
         poller = poll()
-        poller.register(sock, readable)
+        poller.register(sock, select.POLLIN)
         return bool(poller.poll(0))
 
     can_read.without_hub = True  # type: ignore[attr-defined]
     return can_read
-
-
-def _unpatched_select() -> tuple[Callable[[], Any], int] | None:
-    """`select.poll` and POLLIN as they were before a green library patched
-    `select`, if one did."""
-    eventlet = sys.modules.get("eventlet.patcher")
-    if eventlet is not None and eventlet.is_monkey_patched("select"):
-        select = eventlet.original("select")
-        return (select.poll, select.POLLIN) if hasattr(select, "poll") else None
-    gevent = sys.modules.get("gevent.monkey")
-    if gevent is not None and gevent.is_module_patched("select"):
-        poll, pollin = gevent.get_original("select", ["poll", "POLLIN"])
-        return poll, pollin
-    return None

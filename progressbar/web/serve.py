@@ -39,7 +39,7 @@ def run(
     (`redis_readiness`).
     """
     # Before any Redis connection is handed out: no hub turn for its check.
-    redis_readiness.check_without_hub()
+    redis_readiness.check_without_hub(socketio.async_mode)
     watchdog.start(app)
     state(app).reads.open_connections()
     listening: AbstractContextManager[None] = nullcontext()
