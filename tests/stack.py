@@ -596,5 +596,18 @@ class RawSocketIO:
             if message.startswith("42/progress,"):
                 return message[len("42/progress,") :]
 
+    def messages_until_closed(self) -> list[str]:
+        """Every message from now until the server closes the websocket
+        (pings answered and left out)."""
+        messages: list[str] = []
+        while True:
+            try:
+                message = self._receive()
+            except websocket.WebSocketConnectionClosedException:
+                return messages
+            if not message:  # the server's close frame
+                return messages
+            messages.append(message)
+
     def close(self) -> None:
         self.ws.close()

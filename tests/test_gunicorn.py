@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -111,3 +113,34 @@ def test_a_browser_offering_compression_is_served_without_it(served: str) -> Non
     assert extensions == ""
     assert texts[0].startswith('43/progress,1[{"ok":true')
     assert any('"state":"running"' in t or '"state":"succeeded"' in t for t in texts[1:])
+
+
+def test_a_worker_told_to_stop_lets_its_open_bars_go_at_once(
+    stack_env: dict[str, str], worker: Process, logs_dir: Path
+) -> None:
+    # gunicorn waits up to graceful_timeout (30 s) for the connections it
+    # serves to end; open bars never would. Closed at once, they reconnect.
+    port = free_port()
+    process = start_web(GUNICORN, stack_env, port, logs_dir, "gunicorn-stopping")
+    base = f"http://127.0.0.1:{port}"
+    cookie = identity_cookie(base)
+    polling = ProgressClient(base, cookie, transport="polling")
+    try:
+        watching = [RawSocketIO(base, cookie) for _ in range(20)]
+        task = watching[0].call('["start",{"kind":"simulate","params":{"duration":60}}]')
+        task_id = json.loads(task)[0]["task"]["task_id"]
+        for raw in watching[1:]:
+            assert '"ok":true' in raw.call(json.dumps(["subscribe", {"task_id": task_id}]))
+        told = time.monotonic()
+        process.signal(signal.SIGTERM)  # gunicorn's master tells its worker to stop
+        # Each websocket is told (Engine.IO's close) and closed.
+        for raw in watching:
+            assert "1" in raw.messages_until_closed()
+        process.popen.wait(15)
+        stopped_s = time.monotonic() - told
+        print(f"{len(watching)} websockets and a poller let go, stopped in {stopped_s:.1f} s")
+        assert stopped_s < 10, f"stopped {stopped_s:.1f} s after being told"
+        assert "Worker graceful timeout" not in process.log.read_text()
+    finally:
+        polling.close()
+        process.stop()

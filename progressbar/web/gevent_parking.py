@@ -20,8 +20,9 @@ What it takes:
   of the request that opened it, so `worker_connections` still bounds the
   connections served at once; under any other server, or over TLS, a
   websocket is served as before;
-- the connection's own descriptor (a duplicate of the request's): gunicorn
-  closes the request's as the request ends.
+- the request's descriptor, taken from the request's socket (gunicorn
+  closes that socket as the request ends, which then leaves the descriptor
+  open).
 """
 
 from __future__ import annotations

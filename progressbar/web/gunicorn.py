@@ -3,7 +3,8 @@
 
 One gevent worker (Socket.IO keeps each connection's state in its process:
 scale out with more such processes behind a load balancer), room for 10,000
-connections, the watchdog of the app running from the worker's start, and what
+connections, the watchdog of the app running from the worker's start, its
+Socket.IO connections closed as soon as it is told to stop (`worker_stop`), and what
 the app built before serving, and what survives each full pass of the garbage
 collector, kept out of the next one (`collector`): full passes stall every
 connection at once.
@@ -27,6 +28,7 @@ def post_worker_init(worker: Any) -> None:
     from .gevent_parking import hold_places_in_gunicorn
     from .redis_readiness import check_without_hub
     from .watchdog import registered, start_all
+    from .worker_stop import close_connections_on_stop
 
     # Before the worker makes its pools of connections: an open websocket
     # keeps its place there once its request has ended (`gevent_parking`).
@@ -38,3 +40,6 @@ def post_worker_init(worker: Any) -> None:
     for app in registered():
         state(app).reads.open_connections()
     keep_full_collections_short()
+    # Told to stop, the worker closes its bars' connections rather than wait
+    # out graceful_timeout for them: they reconnect at once.
+    close_connections_on_stop(worker, registered)
