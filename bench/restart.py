@@ -34,7 +34,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.connections import ACK_HEAD, raise_open_files, settle_ack
+from bench.connections import ACK_HEAD, SERVERS, raise_open_files, settle_ack
 from bench.fanout import start_tickers
 from bench.scenarios import summary
 from bench.stack import BenchStack, cpu_seconds, rss_mb
@@ -383,6 +383,7 @@ def restart(
     rate: float = 1.0,
     client: str = "browser",
     profile: str | None = None,
+    server: str = "eventlet",
 ) -> dict[str, Any]:
     """The scenario on a stack of its own: open the bars, restart the web
     process on its port, and time every bar's return. `client`: how a bar
@@ -391,9 +392,12 @@ def restart(
     "polling": polling then the upgrade every time (the client before it
     remembered); "websocket": a page served SOCKETIO_TRANSPORTS=websocket.
     `profile`: a file for py-spy's samples of the new web process, as
-    collapsed stacks (py-spy must be installed)."""
+    collapsed stacks (py-spy must be installed). `server`: what serves the
+    web process, as in bench.connections ("gevent": the gunicorn
+    configuration; its stop, bars open, is part of the restart's time)."""
     raise_open_files()
     stack = BenchStack(("--pool", "threads", "-c", str(tickers + 10)), SETTINGS)
+    stack.web_args = SERVERS[server]
     with stack:
         cookies = [identity_cookie(stack.base_url) for _ in range(min(IDENTITIES, tickers))]
         owned = [
@@ -407,6 +411,7 @@ def restart(
             "tickers": len(task_ids),
             "rate": rate,
             "client": client,
+            "server": server,
             **asyncio.run(_run(stack, task_ids, watchers, client, profile)),
         }
 
@@ -519,8 +524,11 @@ def main() -> None:
     parser.add_argument(
         "--profile", metavar="FILE", help="py-spy samples of the comeback, collapsed stacks"
     )
+    parser.add_argument("--server", choices=sorted(SERVERS), default="eventlet")
     args = parser.parse_args()
-    result = restart(args.watchers, args.tickers, args.rate, args.client, args.profile)
+    result = restart(
+        args.watchers, args.tickers, args.rate, args.client, args.profile, args.server
+    )
     print(json.dumps(result, indent=2))
 
 

@@ -133,9 +133,10 @@ def test_a_worker_told_to_stop_lets_its_open_bars_go_at_once(
             assert '"ok":true' in raw.call(json.dumps(["subscribe", {"task_id": task_id}]))
         told = time.monotonic()
         process.signal(signal.SIGTERM)  # gunicorn's master tells its worker to stop
-        # Each websocket is told (Engine.IO's close) and closed.
+        # Each websocket's connection ends (parked, with the worker), as
+        # under `python app.py`; the poller's request is answered, closed.
         for raw in watching:
-            assert "1" in raw.messages_until_closed()
+            raw.messages_until_closed()
         process.popen.wait(15)
         stopped_s = time.monotonic() - told
         print(f"{len(watching)} websockets and a poller let go, stopped in {stopped_s:.1f} s")

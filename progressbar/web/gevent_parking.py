@@ -62,6 +62,8 @@ def holding_pool_class() -> type:
             super().__init__(*args, **kwargs)
             # Requests ending whose connection stays, parked.
             self.holding: set[Any] = set()
+            # Set once the worker is told to stop (`stop_holding_places`).
+            self.stopping = False
             _POOLS.add(self)
 
         def hold(self, greenlet: Any) -> None:
@@ -80,6 +82,10 @@ def holding_pool_class() -> type:
                 super()._discard(greenlet)
 
         def free_count(self) -> int:
+            if self.stopping:
+                # Parked websockets end with the worker: gunicorn waits
+                # only for the requests still running.
+                return int(super().free_count())
             # Places free, parked websockets counted as taken (the size
             # less the requests running would count them as free).
             return int(self._semaphore.counter) if self.size is not None else 1
@@ -97,6 +103,19 @@ def hold_places_in_gunicorn(worker: Any) -> None:
     if not getattr(ggevent.Pool, "holding_places", False):
         ggevent.Pool = holding_pool_class()
         ggevent.Pool.holding_places = True
+
+
+def stop_holding_places() -> None:
+    """The worker is stopping: its parked websockets no longer count as
+    connections it serves, which gunicorn waits for (up to graceful_timeout)
+    before it ends. They end with the worker, their clients reconnect."""
+    for pool in list(_POOLS):
+        pool.stopping = True
+
+
+def is_parked(socket: Socket) -> bool:
+    """Whether Engine.IO `socket` is a websocket parked here."""
+    return isinstance(getattr(socket.queue, "ws", None), ParkedWebSocket)
 
 
 def _pool_of(greenlet: Any) -> Any:

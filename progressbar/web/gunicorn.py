@@ -18,6 +18,11 @@ from typing import Any
 worker_class = "gevent"
 workers = 1
 worker_connections = 10_000
+# Connections waiting to be accepted: after a restart every open page
+# reconnects within seconds, and past gunicorn's 2,048 the kernel drops their
+# SYNs (each client then waits out TCP's retransmission, 1, 3, 7 s...). The
+# kernel caps it at net.core.somaxconn (4,096 by default).
+backlog = worker_connections
 
 
 def post_worker_init(worker: Any) -> None:
