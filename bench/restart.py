@@ -34,10 +34,17 @@ from typing import Any
 
 import aiohttp
 
-from bench.connections import ACK_HEAD, SERVERS, raise_open_files, settle_ack
+from bench.connections import (
+    ACK_HEAD,
+    SERVERS,
+    raise_open_files,
+    settle_ack,
+    tree_cpu_seconds,
+    tree_rss_mb,
+)
 from bench.fanout import start_tickers
 from bench.scenarios import summary
-from bench.stack import BenchStack, cpu_seconds, rss_mb
+from bench.stack import BenchStack
 from tests.stack import identity_cookie
 
 IDENTITIES = 10
@@ -331,7 +338,8 @@ def listen_overflows() -> int:
 
 
 class Sampler:
-    """The web process's CPU and peak RSS while it serves the comeback."""
+    """The web process's CPU and peak RSS while it serves the comeback (with
+    its children's: gunicorn's worker)."""
 
     def __init__(self) -> None:
         self.pid = 0
@@ -342,18 +350,18 @@ class Sampler:
 
     def start(self, pid: int) -> None:
         self.pid = pid
-        self.cpu_at_start = cpu_seconds(pid)
+        self.cpu_at_start = tree_cpu_seconds(pid)
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.wait(0.2):
-            self.peak_mb = max(self.peak_mb, rss_mb(self.pid))
+            self.peak_mb = max(self.peak_mb, tree_rss_mb(self.pid))
 
     def stop(self) -> tuple[float, float]:
         """CPU seconds used since `start`, and RSS now."""
         self._stop.set()
         self._thread.join()
-        return cpu_seconds(self.pid) - self.cpu_at_start, rss_mb(self.pid)
+        return tree_cpu_seconds(self.pid) - self.cpu_at_start, tree_rss_mb(self.pid)
 
 
 def comeback(bars: list[Bar], restarted_at: float) -> dict[str, Any]:
@@ -448,7 +456,7 @@ async def _run(
         gc.collect()
         gc.freeze()
         await asyncio.sleep(2)
-        old_rss = rss_mb(stack.web.pid)
+        old_rss = tree_rss_mb(stack.web.pid)
 
         restarted_at = time.monotonic()
         for bar in bars:
