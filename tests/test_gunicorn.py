@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -145,3 +146,14 @@ def test_a_worker_told_to_stop_lets_its_open_bars_go_at_once(
     finally:
         polling.close()
         process.stop()
+
+
+def test_a_connection_whose_first_request_comes_late_is_answered(served: str) -> None:
+    # After a restart the worker is busy with every page reconnecting; a
+    # connection's first request may be read seconds after it was accepted.
+    # gunicorn's own 2 s closed such connections without an answer.
+    host, port = served.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        time.sleep(3)
+        conn.sendall(f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        assert conn.recv(4096).startswith(b"HTTP/1.1 200")
