@@ -133,7 +133,10 @@ def run(sizes: dict[str, Any]) -> dict[str, Any]:
         connections.connections(watchers, server, sizes["connections_hold"])
         for server, watchers in sizes["connections"]
     ]
-    results["restart"] = restart.restart(*sizes["restart"])
+    bars, tickers = sizes["restart"]
+    results["restart"] = restart.restart(bars, tickers)
+    # The same restart under the gunicorn configuration, its stop included.
+    results["restart_gevent"] = restart.restart(bars, tickers, server="gevent")
     return results
 
 

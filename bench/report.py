@@ -105,8 +105,7 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     if "watchers" in r:
         out.append(_watchers_row(r["watchers"]))
     out += [_connections_row(c) for c in r.get("connections", [])]
-    if "restart" in r:
-        out.append(_restart_row(r["restart"]))
+    out += [_restart_row(r[key]) for key in ("restart", "restart_gevent") if key in r]
     return out
 
 
@@ -122,15 +121,16 @@ def _restart_row(r: dict[str, Any]) -> tuple[str, str, str, str]:
         f"{r['web_cpu']:.0%} ({r['web_cpu_s']} s), RSS {r['web_rss_mb']} MB"
     )
     met = r["all_back_s"] is not None and r["all_back_s"] <= r["target_s"] and not refusals
+    served = " (gunicorn + gevent)" if r.get("server") == "gevent" else ""
     if r["watchers"] < 10_000:
         return (
-            f"web restart, {r['watchers']:,} bars open",
+            f"web restart{served}, {r['watchers']:,} bars open",
             figures,
             "(smaller than the 10,000 target)",
             "-",
         )
     return (
-        f"web restart, {r['watchers']:,} bars open ({r['tickers']} tasks x {r['rate']:g} "
+        f"web restart{served}, {r['watchers']:,} bars open ({r['tickers']} tasks x {r['rate']:g} "
         f"updates/s), each reconnecting as the browser client does",
         figures,
         f"every bar back (ack and push) within {r['target_s']:g} s; 0 unavailable/not_found",

@@ -41,6 +41,8 @@ def test_bench_quick_writes_table_json_and_plot(tmp_path: Path) -> None:
         "fanout",
         "push_vs_poll",
         "connections",
+        "restart",
+        "restart_gevent",
     } <= set(results)
     assert results["latency"]["n"] > 10 and results["browser"]["n"] > 10
     assert results["idle"]["app_messages"] == 0
@@ -49,4 +51,7 @@ def test_bench_quick_writes_table_json_and_plot(tmp_path: Path) -> None:
     assert results["connections"] and all(
         c["opened"] == c["watchers"] and c["subscribe_refused"] == 0 for c in results["connections"]
     )
+    # Every bar came back after the restart, under both servers.
+    assert all(results[key]["not_back"] == 0 for key in ("restart", "restart_gevent"))
+    assert results["restart_gevent"]["server"] == "gevent"
     assert (tmp_path / "quick.png").read_bytes().startswith(b"\x89PNG")
