@@ -3,8 +3,9 @@
 
 One gevent worker (Socket.IO keeps each connection's state in its process:
 scale out with more such processes behind a load balancer), room for 10,000
-connections, the watchdog of the app running from the worker's start, its
-Socket.IO connections closed as soon as it is told to stop (`worker_stop`), and what
+connections and for a restart's crowd of reconnects (`backlog`, `keepalive`),
+the watchdog of the app running from the worker's start, its Socket.IO
+connections let go as soon as it is told to stop (`worker_stop`), and what
 the app built before serving, and what survives each full pass of the garbage
 collector, kept out of the next one (`collector`): full passes stall every
 connection at once.
@@ -51,6 +52,6 @@ def post_worker_init(worker: Any) -> None:
     for app in registered():
         state(app).reads.open_connections()
     keep_full_collections_short()
-    # Told to stop, the worker closes its bars' connections rather than wait
+    # Told to stop, the worker lets its bars' connections go rather than wait
     # out graceful_timeout for them: they reconnect at once.
     close_connections_on_stop(worker, registered)

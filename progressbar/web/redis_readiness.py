@@ -52,6 +52,9 @@ def without_hub(green: CanRead, poll: Callable[[], Any]) -> CanRead:
         # TLS may hold decrypted bytes above the socket.
         if hasattr(sock, "pending") and sock.pending():
             return True
+        # A poll object of its own each time: unlike `direct_writes`' probe,
+        # shared by green threads, this check may also run in real threads
+        # (an app's own), which must not register on one object at once.
         poller = poll()
         poller.register(sock, select.POLLIN)
         return bool(poller.poll(0))
