@@ -38,7 +38,12 @@ from .web import (
 )
 from .web.address import client_address
 from .web.identity import current_identity, session_identity
-from .web.message_queue import ResilientRedisManager, hosted_channel, queue_manager
+from .web.message_queue import (
+    ResilientRedisManager,
+    hosted_channel,
+    let_go_after_ends,
+    queue_manager,
+)
 from .web.namespace import HANDLED_AT_ONCE, ProgressNamespace
 from .web.origins import socketio_origins
 from .worker import signals as worker_signals
@@ -107,6 +112,7 @@ class ProgressBar:
         channel = settings.socketio_channel
         if socketio is not None:
             channel = hosted_channel(socketio, settings.redis_url)
+            let_go_after_ends(socketio.server.manager)
             transports = list(getattr(socketio.server.eio, "transports", transports))
             if socketio is not self.socketio:
                 self.socketio = socketio

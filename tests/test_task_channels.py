@@ -1,6 +1,7 @@
-"""Which pushes a web process hears: the room read from a push's raw text, and
-the bookkeeping of the listener's subscriptions (on a recording connection:
-no Redis). The live behaviour, across web processes, is in test_scale.py."""
+"""Which pushes a web process hears: the room read from a push's raw text, the
+bookkeeping of the listener's subscriptions (on a recording connection: no
+Redis), and rooms let go when their task ends. The live behaviour, across web
+processes, is in test_scale.py."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import json
 import threading
 from typing import Any
 
-from progressbar.messages import push_message, push_parts, task_channel
+import socketio
+
+from progressbar.messages import EVENT, NAMESPACE, push_message, push_parts, task_channel
+from progressbar.web.message_queue import let_go_after_ends
 from progressbar.web.task_channels import TaskChannels
 
 
@@ -203,3 +207,26 @@ def test_a_task_started_here_stands_on_its_first_snapshot_until_its_first_push()
     assert channels.latest("t1") == '{"seq":2}'
     channels.started("t2", '{"seq":1}')  # its starter left already
     assert channels.latest("t2") is None
+
+
+def test_an_apps_own_message_queue_lets_the_watchers_of_an_ended_task_go() -> None:
+    """Under an app's own Socket.IO server (its RedisManager), as under the
+    extension's: once a task's end is sent to its room, the room is left."""
+    manager = socketio.RedisManager("redis://127.0.0.1:1/0", write_only=True)
+    socketio.Server(client_manager=manager, async_mode="threading")
+    for sid in ("s1", "s2"):
+        for room in (sid, "task", "other"):
+            manager.basic_enter_room(sid, NAMESPACE, room, eio_sid=f"e{sid}")
+    let_go_after_ends(manager)
+    let_go_after_ends(manager)  # once is enough; twice changes nothing
+
+    def push(state: str) -> None:
+        data = [{"task_id": "task", "state": state}]
+        manager._handle_emit(
+            {"method": "emit", "event": EVENT, "data": data, "namespace": NAMESPACE, "room": "task"}
+        )
+
+    push("running")
+    assert sorted(manager.rooms[NAMESPACE]) == ["other", "s1", "s2", "task"]
+    push("succeeded")
+    assert sorted(manager.rooms[NAMESPACE]) == ["other", "s1", "s2"]

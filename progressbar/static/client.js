@@ -140,7 +140,8 @@ export class ProgressClient {
       this.joined.delete(taskId);
       if (watch.snapshot) this.#remember(watch.snapshot);
       // Best effort: leaving the room only saves pushes nobody listens to.
-      if (this.connected) this.connection.request("unsubscribe", { task_id: taskId });
+      // An ended task has none to come, and the server let its watchers go.
+      if (this.connected && !this.#ended(watch)) this.connection.request("unsubscribe", { task_id: taskId });
     };
   }
 

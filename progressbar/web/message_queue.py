@@ -105,13 +105,19 @@ class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
         ):
             self.task_channels.remove(room)
 
-    def note_state(self, task_id: str, state: Any) -> None:
-        """Remember that `task_id` has ended, if `state` is terminal."""
+    def note_state(self, task_id: str, state: Any) -> bool:
+        """Remember that `task_id` has ended, if `state` is terminal; whether it is."""
         if state not in TERMINAL_STATES:
-            return
+            return False
         if len(self.ended) >= MAX_ENDED:
             self.ended &= set(self.local_rooms(NAMESPACE))
         self.ended.add(task_id)
+        return True
+
+    def let_go(self, room: str) -> None:
+        """A task's end was delivered to its room: let its watchers here go
+        (the last one out stops this process hearing the task)."""
+        let_go(self, room)
 
     def latest(self, task_id: str) -> dict[str, Any] | None:
         """The snapshot of the latest push of a task whose room is heard here, if any."""
@@ -123,12 +129,12 @@ class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
         self.task_channels.started(snapshot["task_id"], dumps(snapshot))
 
     def _handle_emit(self, message: dict[str, Any]) -> None:
-        data = message.get("data")
-        if message.get("event") == EVENT and isinstance(data, list) and data:
-            pushed = data[0]
-            if isinstance(pushed, dict) and isinstance(message.get("room"), str):
-                self.note_state(message["room"], pushed.get("state"))
+        room = ended_room(message)
+        if room is not None:
+            self.note_state(room, message["data"][0]["state"])
         super()._handle_emit(message)
+        if room is not None:
+            self.let_go(room)
 
     # Replaces python-socketio's own loop (pinned version 5.x) for its backoff,
     # on a connection of its own: `_publish` may replace `self.pubsub`.
@@ -180,9 +186,10 @@ class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
         no encode. False if it needs python-socketio's full path."""
         if any(constant in snapshot for constant in _NOT_FINITE):
             return False
+        ended = False
         try:
             if any(state in snapshot for state in _TERMINAL):
-                self.note_state(room, loads(snapshot).get("state"))
+                ended = self.note_state(room, loads(snapshot).get("state"))
             text = snapshot.decode()
         except (ValueError, AttributeError):
             return False
@@ -208,6 +215,8 @@ class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
                 socket.queue.put(packet)
             else:
                 self.server._send_eio_packet(eio_sid, packet)
+        if ended:
+            self.let_go(room)
         return True
 
     def local_rooms(self, namespace: str) -> list[str]:
@@ -218,6 +227,50 @@ class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
             for room, members in list(rooms.items())
             if room is not None and members and room not in members
         ]
+
+
+def ended_room(message: dict[str, Any]) -> str | None:
+    """The room of `message` (an emit on the message queue), if it is a push
+    of a task that has ended."""
+    data, room = message.get("data"), message.get("room")
+    if (
+        message.get("event") == EVENT
+        and message.get("namespace") == NAMESPACE
+        and isinstance(room, str)
+        and isinstance(data, list)
+        and data
+        and isinstance(data[0], dict)
+        and data[0].get("state") in TERMINAL_STATES
+    ):
+        return room
+    return None
+
+
+def let_go(manager: socketio.BaseManager, room: str) -> None:
+    """Every watcher of a task's room on this process leaves it, once the
+    task's end was sent to them: nothing is pushed after an end, so they
+    need not unsubscribe (an `unsubscribe` is still answered)."""
+    members = manager.rooms.get(NAMESPACE, {}).get(room)
+    for sid in list(members or ()):
+        if sid != room:
+            manager.basic_leave_room(sid, NAMESPACE, room)
+
+
+def let_go_after_ends(manager: socketio.RedisManager) -> None:
+    """Have an app's own message queue let the watchers of a task go once
+    its end is delivered, as the extension's own does."""
+    if isinstance(manager, ResilientRedisManager) or hasattr(manager, "_progressbar_lets_go"):
+        return
+    handle_emit = manager._handle_emit
+
+    def _handle_emit(message: dict[str, Any]) -> None:
+        handle_emit(message)
+        room = ended_room(message) if isinstance(message, dict) else None
+        if room is not None:
+            let_go(manager, room)
+
+    manager._handle_emit = _handle_emit
+    manager._progressbar_lets_go = True
 
 
 def resync(manager: ResilientRedisManager, store: Store) -> int:

@@ -28,6 +28,7 @@ from flask_socketio import ConnectionRefusedError, Namespace
 from .. import service
 from ..errors import ProtocolError, protocol_error
 from ..service import checked_payload, task_id_of
+from ..snapshot import TERMINAL_STATES
 from . import watchdog
 from .address import client_address
 from .identity import current_identity
@@ -194,11 +195,16 @@ class ProgressNamespace(Namespace):
         note_state = getattr(manager, "note_state", None)
         if note_state is not None:
             note_state(task_id, snapshot.get("state"))
+        if snapshot.get("state") in TERMINAL_STATES:
+            # Nothing is pushed after an end: not kept in the room (as the
+            # watchers of an end pushed are let go), nothing to unsubscribe.
+            self._leave(caller, task_id)
         return {"task": snapshot}
 
     @answered
     def on_unsubscribe(self, caller: Caller, payload: Any) -> Answer:
-        """{task_id} -> {}: no more pushes of it on this connection."""
+        """{task_id} -> {}: no more pushes of it on this connection (an
+        ended task's watchers were let go already)."""
         task_id = task_id_of(payload)
         service.check_watcher(task_id, caller.identity)
         self._leave(caller, task_id)

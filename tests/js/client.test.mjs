@@ -183,6 +183,25 @@ test("the last unwatch unsubscribes; watching again starts from the newest", asy
   assert.deepEqual(seqs(again), [3]);
 });
 
+test("unwatching an ended task sends nothing: the server let its watchers go", async (t) => {
+  const { client, socket, seen } = await started(t);
+  const got = seen("a");
+  await settle();
+  socket.push(snap("a", 2, "succeeded"));
+  got.unwatch();
+  await settle();
+  assert.deepEqual(socket.sent("unsubscribe"), []);
+  assert.deepEqual(seqs(got), [1, 2]);
+  // Known ended when watched again: neither subscribed nor unsubscribed.
+  const again = [];
+  const unwatch = client.watch("a", (s) => again.push(s));
+  await settle();
+  unwatch();
+  await settle();
+  assert.deepEqual(seqs(again), [2]);
+  assert.deepEqual([socket.sent("subscribe"), socket.sent("unsubscribe")], [[], []]);
+});
+
 test("a requested cancel reaches watchers with a seq of its own, as cancel_requested", async (t) => {
   const { client, socket, seen } = await started(t);
   const got = seen("a");
