@@ -204,7 +204,7 @@ def _churn_row(c: dict[str, Any]) -> tuple[str, str, str, str]:
     sub = c.get("subscribe_ack", {})
     return (
         f"churn: {c['watchers']:,} watchers, {c['slots']} tasks of 3 s at 5 updates/s, "
-        "each restarted as it ends (start, subscribes, unsubscribes); "
+        "each restarted as it ends (start, subscribes; ended cards dismissed as the client does); "
         + (
             "first starts spread over 3 s"
             if c.get("spread")
