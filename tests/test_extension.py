@@ -226,6 +226,12 @@ def test_an_apps_own_socketio_must_queue_on_progressbars_redis() -> None:
     progress_bars.init_app(host, socketio=own)
     assert progress_bars.socketio is own and "/progress" in own.server.namespace_handlers
     assert state(host).store.channel == "host-channel"
+    # Its message queue lets the watchers of an ended task go.
+    manager = own.server.manager
+    manager.basic_enter_room("sid", "/progress", "task", eio_sid="eio")
+    end = {"method": "emit", "event": "progress", "namespace": "/progress", "room": "task"}
+    manager._handle_emit({**end, "data": [{"task_id": "task", "state": "failed"}]})
+    assert "task" not in manager.rooms.get("/progress", {})
     assert host.session_interface is sessions  # the host's server, the host's sessions
 
 

@@ -230,12 +230,25 @@ def test_only_web_processes_with_watchers_of_a_task_hear_its_pushes(cluster: Sta
         wait_until(lambda: hearing(cluster, task_id) == 0, 5, "no web process hearing the task")
         assert b2.call("unsubscribe", {"task_id": task_id}) == {"ok": True}  # still answered
         assert [p["state"] for p in a.pushes_for(task_id)].count("cancelled") == 0
-        # Subscribing to an ended task answers its end and joins nothing.
+        # Subscribing to a task seen ending answers its end and joins nothing.
+        subscribes = subscribe_commands(cluster)
+        assert b2.call("subscribe", {"task_id": task_id})["task"]["state"] == "cancelled"
         assert a.call("subscribe", {"task_id": task_id})["task"]["state"] == "cancelled"
         assert hearing(cluster, task_id) == 0
+        # b saw it end: no SUBSCRIBE at all; a did not (it joined, then left).
+        assert subscribe_commands(cluster) == subscribes + 1
     finally:
         a.close()
         b2.close()
+
+
+def subscribe_commands(cluster: Stack) -> int:
+    """How many SUBSCRIBE commands Redis has run."""
+    client = redis.Redis.from_url(cluster.redis_url)
+    try:
+        return int(client.info("commandstats").get("cmdstat_subscribe", {}).get("calls", 0))
+    finally:
+        client.close()
 
 
 def test_a_store_push_on_the_shared_channel_still_reaches_its_watchers(cluster: Stack) -> None:
@@ -243,18 +256,17 @@ def test_a_store_push_on_the_shared_channel_still_reaches_its_watchers(cluster: 
     rolling deploy) still reaches every bar of the task, on any web process."""
     cookie = identity_cookie(cluster.url("a"))
     a, b = ProgressClient(cluster.url("a"), cookie), ProgressClient(cluster.url("b"), cookie)
-    # The workers stopped: the task stays queued, and no push but the one
-    # sent here can reach the watcher.
-    for worker in cluster.worker_processes.values():
-        worker.signal(signal.SIGSTOP)
     try:
+        # The workers stopped: the task stays queued, its record as written here.
+        for worker in cluster.worker_processes.values():
+            worker.signal(signal.SIGSTOP)
         task_id = b.start("primes", limit=1000)["task_id"]
-        queued = a.call("subscribe", {"task_id": task_id})["task"]
-        assert queued["state"] == "queued" and hearing(cluster, task_id) == 2
+        assert a.call("subscribe", {"task_id": task_id})["task"]["state"] == "queued"
+        assert hearing(cluster, task_id) == 2
+        mark_record(cluster, task_id, {"message": '"from the shared channel"'})
         shared = Store(connect(cluster.redis_url, 2), ttl=60, channel="progressbar")
         assert shared.republish([task_id], unfinished=set()) == 1
-        pushed = a.wait_for(task_id, lambda s: s["seq"] == queued["seq"])
-        assert pushed["state"] == "queued"
+        a.wait_for(task_id, lambda s: s["message"] == "from the shared channel")
     finally:
         for worker in cluster.worker_processes.values():
             worker.signal(signal.SIGCONT)
@@ -262,28 +274,43 @@ def test_a_store_push_on_the_shared_channel_still_reaches_its_watchers(cluster: 
         b.close()
 
 
+def mark_record(cluster: Stack, task_id: str, replace: dict[str, str]) -> None:
+    """Rewrite a task's stored snapshot as text: the value of each field
+    named in `replace` becomes the text given (JSON, or a bare NaN)."""
+    records = redis.Redis.from_url(cluster.redis_url)
+    key = f"progressbar:task:{task_id}"
+    try:
+        text = records.hget(key, "snapshot").decode()
+        for field, value in replace.items():
+            head = f'"{field}":'
+            text, count = re.subn(re.escape(head) + r'("[^"]*"|[^,}]*)', head + value, text)
+            assert count == 1, field
+        records.hset(key, "snapshot", text)
+        if '"state":"lost"' in text:
+            records.hset(key, "state", "lost")
+    finally:
+        records.close()
+
+
 def test_an_old_record_with_a_bare_nan_is_still_pushed_as_null(cluster: Stack) -> None:
     """Earlier versions stored NaN as a bare literal: a push of such a record
-    reaches the bar as JSON a browser can parse, the NaN made null."""
+    reaches the bar as JSON a browser can parse, the NaN made null; when it is
+    the task's end, its watchers are let go of the room as after any end."""
     client = ProgressClient(cluster.url("a"), identity_cookie(cluster.url("a")))
-    # The workers stopped: the task stays queued, its record as written here.
-    for worker in cluster.worker_processes.values():
-        worker.signal(signal.SIGSTOP)
     try:
-        queued = client.start("primes", limit=1000)
-        task_id = queued["task_id"]
-        records = redis.Redis.from_url(cluster.redis_url)
-        key = f"progressbar:task:{task_id}"
-        text = records.hget(key, "snapshot").decode()
-        old, count = re.subn(r'"updated_at":[0-9.]+', '"updated_at":NaN', text)
-        assert count == 1
-        records.hset(key, "snapshot", old)
-        records.close()
+        # The workers stopped: the task stays queued, its record as written here.
+        for worker in cluster.worker_processes.values():
+            worker.signal(signal.SIGSTOP)
+        task_id = client.start("primes", limit=1000)["task_id"]
+        assert hearing(cluster, task_id) == 1
+        # An old record of a task that ended lost, with a bare NaN.
+        mark_record(cluster, task_id, {"state": '"lost"', "updated_at": "NaN"})
         store = Store(connect(cluster.redis_url, 2), ttl=60, channel="progressbar")
         store.task_channels = True  # as the stack's processes publish
         assert store.republish([task_id], unfinished=set()) == 1
-        pushed = client.wait_for(task_id, lambda s: s["seq"] == queued["seq"])
-        assert pushed["updated_at"] is None and pushed["state"] == "queued"
+        pushed = client.wait_for(task_id, lambda s: s["state"] == "lost")
+        assert pushed["updated_at"] is None
+        wait_until(lambda: hearing(cluster, task_id) == 0, 5, "the ended task let go")
     finally:
         for worker in cluster.worker_processes.values():
             worker.signal(signal.SIGCONT)

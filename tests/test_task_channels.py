@@ -12,7 +12,7 @@ from typing import Any
 import socketio
 
 from progressbar.messages import EVENT, NAMESPACE, push_message, push_parts, task_channel
-from progressbar.web.message_queue import let_go_after_ends
+from progressbar.web.message_queue import ResilientRedisManager, let_go_after_ends
 from progressbar.web.task_channels import TaskChannels
 
 
@@ -217,16 +217,39 @@ def test_an_apps_own_message_queue_lets_the_watchers_of_an_ended_task_go() -> No
     for sid in ("s1", "s2"):
         for room in (sid, "task", "other"):
             manager.basic_enter_room(sid, NAMESPACE, room, eio_sid=f"e{sid}")
+    manager.basic_enter_room("s3", "/elsewhere", "task", eio_sid="es3")
+    handled: list[Any] = []
+    handle_emit = manager._handle_emit
+    manager._handle_emit = lambda message: (handled.append(message), handle_emit(message))
     let_go_after_ends(manager)
-    let_go_after_ends(manager)  # once is enough; twice changes nothing
+    let_go_after_ends(manager)  # wrapped once
 
-    def push(state: str) -> None:
+    def push(state: str, namespace: str = NAMESPACE) -> None:
         data = [{"task_id": "task", "state": state}]
-        manager._handle_emit(
-            {"method": "emit", "event": EVENT, "data": data, "namespace": NAMESPACE, "room": "task"}
-        )
+        message = {"method": "emit", "event": EVENT, "data": data, "namespace": namespace}
+        manager._handle_emit({**message, "room": "task"})
 
     push("running")
     assert sorted(manager.rooms[NAMESPACE]) == ["other", "s1", "s2", "task"]
+    push("succeeded", "/elsewhere")  # another namespace's room of that name stays
+    assert sorted(manager.rooms[NAMESPACE]) == ["other", "s1", "s2", "task"]
+    assert "task" in manager.rooms["/elsewhere"]
     push("succeeded")
     assert sorted(manager.rooms[NAMESPACE]) == ["other", "s1", "s2"]
+    assert len(handled) == 3  # each message handled by the app's manager once
+
+
+def test_a_start_answered_after_its_task_ended_does_not_stand_for_its_latest_push() -> None:
+    """A task can end (and its room be let go) before its start is answered:
+    its first snapshot then must not be kept, or a watcher joining again
+    would be answered "queued" with nothing to follow."""
+    manager = ResilientRedisManager("redis://127.0.0.1:1/0", write_only=True)
+    socketio.Server(client_manager=manager, async_mode="threading")
+    for task_id in ("quick", "slow"):
+        manager.basic_enter_room("s1", NAMESPACE, task_id, eio_sid="e1")
+        confirm(manager.task_channels, manager.task_channels.channel_of(task_id))
+    manager.note_state("quick", "succeeded")  # its end was pushed first
+    for task_id in ("quick", "slow"):
+        manager.started({"task_id": task_id, "state": "queued", "seq": 1})
+    assert manager.task_channels.latest("quick") is None
+    assert json.loads(manager.task_channels.latest("slow") or "{}")["state"] == "queued"

@@ -22,6 +22,7 @@ saw it end: an ended task stays as it ended).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -72,11 +73,17 @@ class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
         self.task_channels = TaskChannels(self.channel, threading.Event)
         self._listener: int | None = None
         self._resync_due = False
+        # Held while a room is joined or left. Green threads never switch
+        # inside those steps; real threads (`flask run`) may, and a join could
+        # then land in a room just emptied and dropped (an end let go).
+        self._rooms_lock: Any = contextlib.nullcontext()
 
     def set_server(self, server: Any) -> None:
         super().set_server(server)
         # Events of the server's async mode, which green threads can wait on.
         self.task_channels = TaskChannels(self.channel, server.eio.create_event)
+        if server.eio.async_mode == "threading":
+            self._rooms_lock = threading.RLock()
 
     @staticmethod
     def _task_room(sid: str, namespace: str, room: Any) -> bool:
@@ -85,9 +92,10 @@ class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
     def basic_enter_room(
         self, sid: str, namespace: str, room: Any, eio_sid: str | None = None
     ) -> None:
-        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
-        if self._task_room(sid, namespace, room) and room not in self.task_channels.rooms:
-            self.task_channels.add(room)
+        with self._rooms_lock:
+            super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+            if self._task_room(sid, namespace, room) and room not in self.task_channels.rooms:
+                self.task_channels.add(room)
 
     def enter_room(self, sid: str, namespace: str, room: Any, eio_sid: str | None = None) -> None:
         super().enter_room(sid, namespace, room, eio_sid=eio_sid)
@@ -97,13 +105,14 @@ class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
                 log.warning("message queue: joined %s before Redis confirmed it", room[:64])
 
     def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
-        super().basic_leave_room(sid, namespace, room)
-        if (
-            room in self.task_channels.rooms
-            and namespace == NAMESPACE
-            and room not in self.rooms.get(namespace, {})
-        ):
-            self.task_channels.remove(room)
+        with self._rooms_lock:
+            super().basic_leave_room(sid, namespace, room)
+            if (
+                room in self.task_channels.rooms
+                and namespace == NAMESPACE
+                and room not in self.rooms.get(namespace, {})
+            ):
+                self.task_channels.remove(room)
 
     def note_state(self, task_id: str, state: Any) -> bool:
         """Remember that `task_id` has ended, if `state` is terminal; whether it is."""
@@ -117,7 +126,8 @@ class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
     def let_go(self, room: str) -> None:
         """A task's end was delivered to its room: let its watchers here go
         (the last one out stops this process hearing the task)."""
-        let_go(self, room)
+        with self._rooms_lock:
+            let_go(self, room)
 
     def latest(self, task_id: str) -> dict[str, Any] | None:
         """The snapshot of the latest push of a task whose room is heard here, if any."""
@@ -125,8 +135,11 @@ class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
         return loads(text) if text is not None else None
 
     def started(self, snapshot: dict[str, Any]) -> None:
-        """A task was started here, its starter in its room: its first snapshot."""
-        self.task_channels.started(snapshot["task_id"], dumps(snapshot))
+        """A task was started here, its starter in its room: its first snapshot.
+        Not kept if the task has ended meanwhile: its end was pushed, and a
+        watcher joining the room again must not be answered "queued"."""
+        if snapshot["task_id"] not in self.ended:
+            self.task_channels.started(snapshot["task_id"], dumps(snapshot))
 
     def _handle_emit(self, message: dict[str, Any]) -> None:
         room = ended_room(message)

@@ -178,8 +178,11 @@ class ProgressNamespace(Namespace):
         task_id = task_id_of(payload)
         # Ownership first: joining even for a moment would leak a push.
         service.check_watcher(task_id, caller.identity)
-        self._join(caller, task_id)
         manager = self.socketio.server.manager
+        if task_id in getattr(manager, "ended", ()):
+            # Seen ending here: an end never changes, and nothing follows it.
+            return {"task": service.get_task(task_id, caller.identity)}
+        self._join(caller, task_id)
         # The latest push of the task this process heard, if its room was
         # heard here already (a start, another watcher): no read of the store.
         latest = getattr(manager, "latest", None)
@@ -188,8 +191,9 @@ class ProgressNamespace(Namespace):
             # Read after joining, so nothing falls between the read and the join.
             try:
                 snapshot = service.get_task(task_id, caller.identity)
-            except ProtocolError:
-                # Gone meanwhile (Redis came back without it): not found, not watched.
+            except Exception:
+                # Gone meanwhile (Redis came back without it: not found), or
+                # Redis unreachable: not watched, and nothing left joined.
                 self._leave(caller, task_id)
                 raise
         note_state = getattr(manager, "note_state", None)
