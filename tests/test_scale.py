@@ -7,6 +7,7 @@ import re
 import signal
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -257,26 +258,39 @@ def test_a_store_push_on_the_shared_channel_still_reaches_its_watchers(cluster: 
     cookie = identity_cookie(cluster.url("a"))
     a, b = ProgressClient(cluster.url("a"), cookie), ProgressClient(cluster.url("b"), cookie)
     try:
-        # The workers stopped: the task stays queued, its record as written here.
-        for worker in cluster.worker_processes.values():
-            worker.signal(signal.SIGSTOP)
-        task_id = b.start("primes", limit=1000)["task_id"]
-        assert a.call("subscribe", {"task_id": task_id})["task"]["state"] == "queued"
-        assert hearing(cluster, task_id) == 2
-        mark_record(cluster, task_id, {"message": '"from the shared channel"'})
-        shared = Store(connect(cluster.redis_url, 2), ttl=60, channel="progressbar")
-        assert shared.republish([task_id], unfinished=set()) == 1
-        a.wait_for(task_id, lambda s: s["message"] == "from the shared channel")
+        with workers_stopped(cluster):
+            task_id = b.start("primes", limit=1000)["task_id"]
+            assert a.call("subscribe", {"task_id": task_id})["task"]["state"] == "queued"
+            assert hearing(cluster, task_id) == 2
+            mark_record(cluster, task_id, {"message": '"from the shared channel"'})
+            shared = Store(connect(cluster.redis_url, 2), ttl=60, channel="progressbar")
+            assert shared.republish([task_id], unfinished=set()) == 1
+            a.wait_for(task_id, lambda s: s["message"] == "from the shared channel")
     finally:
-        for worker in cluster.worker_processes.values():
-            worker.signal(signal.SIGCONT)
         a.close()
         b.close()
 
 
-def mark_record(cluster: Stack, task_id: str, replace: dict[str, str]) -> None:
+@contextmanager
+def workers_stopped(cluster: Stack) -> Iterator[None]:
+    """The cluster's workers stopped (SIGSTOP): a task started meanwhile
+    stays queued, its record as written here."""
+    workers = list(cluster.worker_processes.values())
+    try:
+        for worker in workers:
+            worker.signal(signal.SIGSTOP)
+        yield
+    finally:
+        for worker in workers:
+            worker.signal(signal.SIGCONT)
+
+
+def mark_record(
+    cluster: Stack, task_id: str, replace: dict[str, str], state: str | None = None
+) -> None:
     """Rewrite a task's stored snapshot as text: the value of each field
-    named in `replace` becomes the text given (JSON, or a bare NaN)."""
+    named in `replace` becomes the text given (JSON, or a bare NaN); with
+    `state`, the record's own state too."""
     records = redis.Redis.from_url(cluster.redis_url)
     key = f"progressbar:task:{task_id}"
     try:
@@ -286,8 +300,8 @@ def mark_record(cluster: Stack, task_id: str, replace: dict[str, str]) -> None:
             text, count = re.subn(re.escape(head) + r'("[^"]*"|[^,}]*)', head + value, text)
             assert count == 1, field
         records.hset(key, "snapshot", text)
-        if '"state":"lost"' in text:
-            records.hset(key, "state", "lost")
+        if state is not None:
+            records.hset(key, "state", state)
     finally:
         records.close()
 
@@ -298,20 +312,17 @@ def test_an_old_record_with_a_bare_nan_is_still_pushed_as_null(cluster: Stack) -
     the task's end, its watchers are let go of the room as after any end."""
     client = ProgressClient(cluster.url("a"), identity_cookie(cluster.url("a")))
     try:
-        # The workers stopped: the task stays queued, its record as written here.
-        for worker in cluster.worker_processes.values():
-            worker.signal(signal.SIGSTOP)
-        task_id = client.start("primes", limit=1000)["task_id"]
-        assert hearing(cluster, task_id) == 1
-        # An old record of a task that ended lost, with a bare NaN.
-        mark_record(cluster, task_id, {"state": '"lost"', "updated_at": "NaN"})
-        store = Store(connect(cluster.redis_url, 2), ttl=60, channel="progressbar")
-        store.task_channels = True  # as the stack's processes publish
-        assert store.republish([task_id], unfinished=set()) == 1
-        pushed = client.wait_for(task_id, lambda s: s["state"] == "lost")
-        assert pushed["updated_at"] is None
-        wait_until(lambda: hearing(cluster, task_id) == 0, 5, "the ended task let go")
+        with workers_stopped(cluster):
+            task_id = client.start("primes", limit=1000)["task_id"]
+            assert hearing(cluster, task_id) == 1
+            # An old record of a task that ended lost, with a bare NaN.
+            ended = {"state": '"lost"', "updated_at": "NaN"}
+            mark_record(cluster, task_id, ended, state="lost")
+            store = Store(connect(cluster.redis_url, 2), ttl=60, channel="progressbar")
+            store.task_channels = True  # as the stack's processes publish
+            assert store.republish([task_id], unfinished=set()) == 1
+            pushed = client.wait_for(task_id, lambda s: s["state"] == "lost")
+            assert pushed["updated_at"] is None
+            wait_until(lambda: hearing(cluster, task_id) == 0, 5, "the ended task let go")
     finally:
-        for worker in cluster.worker_processes.values():
-            worker.signal(signal.SIGCONT)
         client.close()

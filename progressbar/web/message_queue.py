@@ -242,9 +242,11 @@ class ResilientRedisManager(socketio.RedisManager):  # type: ignore[misc]
         ]
 
 
-def ended_room(message: dict[str, Any]) -> str | None:
+def ended_room(message: Any) -> str | None:
     """The room of `message` (an emit on the message queue), if it is a push
     of a task that has ended."""
+    if not isinstance(message, dict):
+        return None
     data, room = message.get("data"), message.get("room")
     if (
         message.get("event") == EVENT
@@ -278,7 +280,7 @@ def let_go_after_ends(manager: socketio.RedisManager) -> None:
 
     def _handle_emit(message: dict[str, Any]) -> None:
         handle_emit(message)
-        room = ended_room(message) if isinstance(message, dict) else None
+        room = ended_room(message)
         if room is not None:
             let_go(manager, room)
 
